@@ -1,0 +1,60 @@
+"""Meta-World v3 single tasks as in the NCRL code (SPEC §2)."""
+from __future__ import annotations
+
+import metaworld
+import mujoco
+import numpy as np
+
+from gsa.envs.base import TaskEnv
+from gsa.envs.registry import TaskSpec
+
+CAMERA_POSITION = (0.75, 0.075, 0.7)  # `corner2` moved here (NCRL); must be set before reset()
+
+
+class MetaWorldEnv(TaskEnv):
+    """Sawyer arm, goal-observable env, 200 simulator steps (100 agent steps) per episode.
+
+    - Seeding is through the constructor (Meta-World ignores ``reset(seed)``); ``reset(seed=s)`` here
+      re-seeds the env's generator, so a new goal is drawn from seed ``s``.
+    - The goal is re-sampled at every reset (``_freeze_rand_vec = False``) from the seeded generator.
+    - The ``corner2`` image comes out upside-down from MuJoCo and is flipped the right way up.
+    - ``info['success']`` is Meta-World's success flag at the last simulator step; the episode's
+      success is the flag of its final step.
+    """
+
+    flip_image = True
+
+    def __init__(self, spec: TaskSpec, obs="pixels", size=64, action_repeat=2, seed=0, quality="spec"):
+        super().__init__(spec, obs, size, action_repeat, quality)
+        env_cls = metaworld.ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE[f"{spec.name}-goal-observable"]
+        self._env = env_cls(seed=seed)
+        self._env._freeze_rand_vec = False
+        self._env.seeded_rand_vec = True
+        self._env.max_path_length = spec.embodiment.episode_length * action_repeat
+        self.model, self.data = self._env.model, self._env.data
+        camera = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, spec.embodiment.camera)
+        self.model.cam_pos[camera] = CAMERA_POSITION
+        self._last_obs = None
+
+    def _state_obs(self) -> np.ndarray:
+        return self._last_obs.astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options=None):
+        if seed is not None:
+            self._env.seed(seed)
+        self._last_obs, _ = self._env.reset()
+        self._steps = 0
+        return self._observe(), self._info(success=False)
+
+    def step(self, action):
+        action = self._check_action(action)
+        reward, success = 0.0, False
+        for _ in range(self.action_repeat):
+            self._last_obs, r, _, _, info = self._env.step(action)
+            reward += float(r)
+            success = bool(info["success"])
+        self._steps += 1
+        truncated = self._steps >= self.task_spec.embodiment.episode_length
+        if truncated:
+            self._steps = None
+        return self._observe(), reward, False, truncated, self._info(success=success)
