@@ -13,8 +13,9 @@ class TaskEnv(gymnasium.Env):
     """One task of SPEC §2 with 64×64 pixel (uint8, (3, H, W)) or state (float32) observations.
 
     ``step`` returns ``(obs, reward, terminated, truncated, info)``; there are no terminal states, only
-    the time limit (``truncated``). ``info`` carries ``embodiment``, ``task`` and ``physics`` (the raw
-    MuJoCo state, enough to re-render the frame with :meth:`render_state`); Meta-World adds ``success``.
+    the time limit (``truncated``). ``info`` carries ``embodiment``, ``task``, ``physics`` (the raw
+    MuJoCo state, enough to re-render the frame with :meth:`render_state`) and ``task_state`` (per-episode
+    parameters that live in the model, e.g. Meta-World's goal); Meta-World adds ``success``.
     Rewards are summed over ``action_repeat`` simulator steps.
     """
 
@@ -64,9 +65,13 @@ class TaskEnv(gymnasium.Env):
     def _observe(self) -> np.ndarray:
         return self.render() if self.obs_mode == "pixels" else self._state_obs()
 
+    def task_state(self) -> np.ndarray:
+        """Per-episode task parameters outside the physics state (Meta-World: goal/object placement)."""
+        return np.zeros(0)
+
     def _info(self, **extra) -> dict:
         return {"task": self.task_spec.id, "embodiment": self.task_spec.domain,
-                "physics": self.physics_state(), **extra}
+                "physics": self.physics_state(), "task_state": self.task_state(), **extra}
 
     def _check_action(self, action) -> np.ndarray:
         if self._steps is None:

@@ -39,6 +39,9 @@ class MetaWorldEnv(TaskEnv):
     def _state_obs(self) -> np.ndarray:
         return self._last_obs.astype(np.float32)
 
+    def task_state(self) -> np.ndarray:
+        return np.array(self._env._last_rand_vec, np.float64)
+
     def reset(self, *, seed: int | None = None, options=None):
         if seed is not None:
             self._env.seed(seed)
