@@ -7,14 +7,17 @@ one env built by :func:`gsa.envs.make`, and every failure is re-raised here nami
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import traceback
 
 import numpy as np
 
 
-def _worker(conn, kwargs: dict) -> None:
+def _worker(conn, kwargs: dict, cpu: int | None) -> None:
     from gsa.envs import make
 
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     try:
         env = make(**kwargs)
         conn.send(("ok", None))
@@ -42,19 +45,22 @@ class VectorEnv:
     """``VectorEnv([dict(task="dmc-walker-walk", seed=0), ...])`` — one worker process per env.
 
     ``reset()`` and ``step(actions)`` return stacked observations/rewards/flags and a list of infos
-    (all envs must share an observation shape: pad state vectors across embodiments). Use it as a
-    context manager or call :meth:`close`.
+    (all envs must share an observation shape: pad state vectors across embodiments). With no more
+    workers than cores, worker i is pinned to core i (``pin_cpus``), which avoids migrations while
+    the workers run in lockstep. Use it as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, env_kwargs: list[dict], start_method: str = "spawn"):
+    def __init__(self, env_kwargs: list[dict], start_method: str = "spawn", pin_cpus: bool = True):
         if not env_kwargs:
             raise ValueError("VectorEnv needs at least one env")
         ctx = mp.get_context(start_method)
+        cpus = sorted(os.sched_getaffinity(0))
+        pin = pin_cpus and len(env_kwargs) <= len(cpus)  # one core per worker when there are enough
         self.env_kwargs = [dict(k) for k in env_kwargs]
         self._conns, self._procs = [], []
         for i, kwargs in enumerate(self.env_kwargs):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, kwargs), daemon=True, name=f"gsa-env-{i}")
+            proc = ctx.Process(target=_worker, args=(child, kwargs, cpus[i] if pin else None), daemon=True, name=f"gsa-env-{i}")
             proc.start()
             child.close()
             self._conns.append(parent)
