@@ -1,0 +1,45 @@
+"""The ``gsa`` command.
+
+    gsa tasks [--benchmark dmc|metaworld]     list the task registry
+    gsa reproduce [--preset smoke] [names…]   execute the notebooks (figures/ and results/)
+"""
+from __future__ import annotations
+
+import argparse
+
+import gsa  # noqa: F401  (headless rendering defaults before MuJoCo loads)
+
+
+def _tasks(args) -> None:
+    from gsa.envs import TASKS
+
+    print(f"{'task':36s} {'embodiment':10s} {'actions':>7s} {'state':>5s} {'steps':>5s}  camera")
+    for spec in TASKS.values():
+        if args.benchmark in (None, spec.benchmark):
+            e = spec.embodiment
+            print(f"{spec.id:36s} {e.name:10s} {e.action_size:7d} {e.state_size:5d} {e.episode_length:5d}  {e.camera}")
+
+
+def _reproduce(args) -> None:
+    from gsa.reproduce import reproduce
+
+    reproduce(args.preset, args.notebooks or None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="gsa", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("tasks", help="list the 73 tasks")
+    p.add_argument("--benchmark", choices=["dmc", "metaworld"])
+    p.set_defaults(func=_tasks)
+    p = sub.add_parser("reproduce", help="execute the notebooks with papermill")
+    p.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"])
+    p.add_argument("notebooks", nargs="*", help="notebook names (default: all of the preset)")
+    p.set_defaults(func=_reproduce)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Execute the notebooks with papermill — the way every table and figure is regenerated.
+
+``notebooks/*.py`` (jupytext percent format) are the sources; the ``.ipynb`` beside them are built from
+them, and executed copies go to ``results/notebooks/<preset>/``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from gsa.paths import project_root, results_dir
+
+# The main job, in order; later issues add dataset → pretrain → finetune notebooks here.
+NOTEBOOKS = {
+    "smoke": ["00_environments"],
+    "cpu": ["00_environments"],
+    "paper": ["00_environments"],
+}
+
+
+def build_notebook(name: str) -> Path:
+    """Write ``notebooks/<name>.ipynb`` from ``notebooks/<name>.py`` if it is missing or older."""
+    import jupytext
+
+    source = project_root() / "notebooks" / f"{name}.py"
+    if not source.exists():
+        raise FileNotFoundError(f"no notebook source {source}")
+    target = source.with_suffix(".ipynb")
+    if not target.exists() or target.stat().st_mtime < source.stat().st_mtime:
+        jupytext.write(jupytext.read(source), target)
+    return target
+
+
+def run_notebook(name: str, preset: str = "smoke", **parameters) -> Path:
+    """Execute one notebook under papermill with ``preset`` and extra parameters; returns the output path."""
+    import papermill
+
+    notebook = build_notebook(name)
+    out_dir = results_dir() / "notebooks" / preset
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / notebook.name
+    papermill.execute_notebook(str(notebook), str(output), parameters={"preset": preset, **parameters},
+                               kernel_name="python3", cwd=str(notebook.parent), progress_bar=False)
+    return output
+
+
+def reproduce(preset: str = "smoke", names: list[str] | None = None) -> list[Path]:
+    if preset not in NOTEBOOKS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(NOTEBOOKS)}")
+    outputs = []
+    for name in names or NOTEBOOKS[preset]:
+        print(f"[gsa reproduce] {name} (preset {preset}) ...", flush=True)
+        outputs.append(run_notebook(name, preset))
+        print(f"[gsa reproduce]   -> {outputs[-1]}", flush=True)
+    return outputs
