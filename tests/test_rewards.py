@@ -161,3 +161,14 @@ def test_hard_wrapper_applies_per_simulator_step_before_action_repeat():
         sub = [base.step(a)[1] for _ in range(2)]
         expected = sum((r if r >= 0.6 else 0.0) - 0.1 * abs(a[0]) for r in sub)
         assert r_hard == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("task, floor, distance", [
+    ("dmc-walker-run-backwards", "floor", 8 * 25 * 1.5),   # 1.5 × (top speed × episode duration)
+    ("dmc-walker-backflip", "floor", 8 * 25 * 1.5),
+    ("dmc-cheetah-run-backwards", "ground", 15 * 10 * 1.5),
+])
+def test_floor_is_large_enough_for_backward_tasks(task, floor, distance):
+    physics = make(task, obs="state").physics
+    x, half = physics.named.model.geom_pos[floor, "x"], physics.named.model.geom_size[floor][0]
+    assert x - half <= -distance and x + half >= distance

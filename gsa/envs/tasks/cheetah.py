@@ -1,6 +1,6 @@
 """Cheetah: run backwards, run on the front / back legs, jump (SPEC §2)."""
 from dm_control.rl import control
-from dm_control.suite import cheetah, common
+from dm_control.suite import cheetah
 from dm_control.utils import rewards
 
 from gsa.envs.tasks import register, widen_floor
@@ -51,8 +51,8 @@ class Jump(cheetah.Cheetah):
 
 def _env(task, time_limit, environment_kwargs):
     # Top speed ~15 m/s × 10 s; a 300 m half-length floor keeps the body on it either way.
-    xml, _ = cheetah.get_model_and_assets()
-    physics = cheetah.Physics.from_xml_string(widen_floor(xml, "ground", 300), common.ASSETS)
+    xml, assets = cheetah.get_model_and_assets()
+    physics = cheetah.Physics.from_xml_string(widen_floor(xml, "ground", 300), assets)
     return control.Environment(physics, task, time_limit=time_limit, **(environment_kwargs or {}))
 
 

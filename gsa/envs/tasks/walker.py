@@ -1,6 +1,6 @@
 """Walker: walk/run backwards and backflip (SPEC §2)."""
 from dm_control.rl import control
-from dm_control.suite import common, walker
+from dm_control.suite import walker
 from dm_control.utils import rewards
 
 from gsa.envs.tasks import register, widen_floor
@@ -43,7 +43,7 @@ class Backflip(walker.PlanarWalker):
 def _env(task, time_limit, environment_kwargs):
     # Top speed 8 m/s × 25 s = 200 m backwards; a 500 m half-length floor is ample.
     xml, assets = walker.get_model_and_assets()
-    physics = walker.Physics.from_xml_string(widen_floor(xml, "floor", 500), common.ASSETS)
+    physics = walker.Physics.from_xml_string(widen_floor(xml, "floor", 500), assets)
     return control.Environment(physics, task, time_limit=time_limit,
                                control_timestep=walker._CONTROL_TIMESTEP, **(environment_kwargs or {}))
 
