@@ -42,6 +42,22 @@ class MetaWorldEnv(TaskEnv):
     def task_state(self) -> np.ndarray:
         return np.array(self._env._last_rand_vec, np.float64)
 
+    def render_state(self, state: np.ndarray, task_state: np.ndarray | None = None) -> np.ndarray:
+        """Render a stored physics state; ``task_state`` (an episode's ``info['task_state']``) first
+        places that episode's goal and objects, which live in the model, not in the physics state.
+        Placing another episode's task ends the current episode (call ``reset`` before stepping)."""
+        if task_state is not None and not np.array_equal(task_state, self.task_state()):
+            env = self._env
+            env._last_rand_vec, env._freeze_rand_vec = np.array(task_state, np.float64), True
+            try:
+                env.reset_model()
+            finally:
+                env._freeze_rand_vec = False
+            for site in env._target_site_config:
+                env._set_pos_site(*site)
+            self._steps = None
+        return super().render_state(state)
+
     def reset(self, *, seed: int | None = None, options=None):
         if seed is not None:
             self._env.seed(seed)
