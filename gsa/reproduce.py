@@ -18,16 +18,23 @@ NOTEBOOKS = {
 
 
 def build_notebook(name: str) -> Path:
-    """Write ``notebooks/<name>.ipynb`` from ``notebooks/<name>.py`` if it is missing or older."""
+    """Write ``notebooks/<name>.ipynb`` from ``notebooks/<name>.py`` if it is missing or its cells differ
+    (compared by content, not file times, so a fresh clone does not rewrite it with new cell ids)."""
     import jupytext
 
     source = project_root() / "notebooks" / f"{name}.py"
     if not source.exists():
         raise FileNotFoundError(f"no notebook source {source}")
     target = source.with_suffix(".ipynb")
-    if not target.exists() or target.stat().st_mtime < source.stat().st_mtime:
-        jupytext.write(jupytext.read(source), target)
+    notebook = jupytext.read(source)
+    if not target.exists() or cells(jupytext.read(target)) != cells(notebook):
+        jupytext.write(notebook, target)
     return target
+
+
+def cells(notebook) -> list[tuple[str, str]]:
+    """What a notebook says: (cell type, source) of each cell."""
+    return [(c.cell_type, c.source) for c in notebook.cells]
 
 
 def run_notebook(name: str, preset: str = "smoke", **parameters) -> Path:

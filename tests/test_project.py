@@ -38,8 +38,9 @@ def test_environments_notebook_runs_under_papermill(tmp_path, monkeypatch):
 def test_built_notebooks_match_their_jupytext_sources():
     import jupytext
 
+    from gsa.reproduce import cells
+
     for source in sorted((ROOT / "notebooks").glob("[0-9]*.py")):
         built = source.with_suffix(".ipynb")
         assert built.exists(), f"{built.name} missing: run `make notebooks`"
-        cells = lambda nb: [(c.cell_type, c.source) for c in nb.cells]  # noqa: E731
         assert cells(jupytext.read(built)) == cells(jupytext.read(source)), f"{built.name} is stale: `make notebooks`"
