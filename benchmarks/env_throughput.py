@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import gsa  # noqa: F401  (headless rendering defaults)
-from gsa.envs import make
+from gsa.envs import get_spec, make
 from gsa.envs.vector import VectorEnv
 
 TASKS = ["dmc-walker-walk", "dmc-quadruped-walk", "dmc-cheetah-run", "mw-reach"]
@@ -35,7 +35,7 @@ def steps_per_second(env, steps: int, rng) -> float:
 
 def vector_steps_per_second(task: str, workers: int, steps: int, rng) -> float:
     with VectorEnv([dict(task=task, seed=i) for i in range(workers)]) as venv:
-        size = make(task, obs="state").action_space.shape[0]
+        size = get_spec(task).embodiment.action_size
         venv.reset()
         start = time.perf_counter()
         for _ in range(steps):

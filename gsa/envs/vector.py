@@ -60,7 +60,8 @@ class VectorEnv:
         self._conns, self._procs = [], []
         for i, kwargs in enumerate(self.env_kwargs):
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, kwargs, cpus[i] if pin else None), daemon=True, name=f"gsa-env-{i}")
+            cpu = cpus[i] if pin else None
+            proc = ctx.Process(target=_worker, args=(child, kwargs, cpu), daemon=True, name=f"gsa-env-{i}")
             proc.start()
             child.close()
             self._conns.append(parent)
@@ -89,32 +90,30 @@ class VectorEnv:
             raise WorkerError(f"{self._name(i)} failed: {payload.strip().splitlines()[-1]}\n{payload}")
         return payload
 
-    def call(self, method: str, *args, indices=None, **kwargs) -> list:
-        """Call ``env.method(*args, **kwargs)`` in the selected workers (all by default), in parallel."""
+    def _run(self, calls: list[tuple[int, str, tuple, dict]]) -> list:
+        """Send every ``(worker, method, args, kwargs)`` first, then gather the results in order."""
         if self.closed:
             raise RuntimeError("VectorEnv is closed")
-        indices = range(len(self)) if indices is None else indices
-        for i in indices:
+        for i, method, args, kwargs in calls:
             self._conns[i].send((method, (args, kwargs)))
-        return [self._receive(i) for i in indices]
+        return [self._receive(i) for i, *_ in calls]
+
+    def call(self, method: str, *args, indices=None, **kwargs) -> list:
+        """Call ``env.method(*args, **kwargs)`` in the selected workers (all by default), in parallel."""
+        indices = range(len(self)) if indices is None else indices
+        return self._run([(i, method, args, kwargs) for i in indices])
 
     def reset(self, seeds: list[int] | None = None, indices=None):
         indices = list(range(len(self)) if indices is None else indices)
-        if self.closed:
-            raise RuntimeError("VectorEnv is closed")
-        for j, i in enumerate(indices):
-            self._conns[i].send(("reset", ((), {"seed": None if seeds is None else seeds[j]})))
-        obs, infos = zip(*[self._receive(i) for i in indices])
+        seeds = [None] * len(indices) if seeds is None else seeds
+        obs, infos = zip(*self._run([(i, "reset", (), {"seed": s}) for i, s in zip(indices, seeds)]))
         return np.stack(obs), list(infos)
 
     def step(self, actions):
         if len(actions) != len(self):
             raise ValueError(f"got {len(actions)} actions for {len(self)} envs")
-        if self.closed:
-            raise RuntimeError("VectorEnv is closed")
-        for conn, action in zip(self._conns, actions):
-            conn.send(("step", ((np.asarray(action),), {})))
-        obs, reward, terminated, truncated, infos = zip(*[self._receive(i) for i in range(len(self))])
+        results = self._run([(i, "step", (np.asarray(a),), {}) for i, a in enumerate(actions)])
+        obs, reward, terminated, truncated, infos = zip(*results)
         return (np.stack(obs), np.asarray(reward, np.float64), np.asarray(terminated),
                 np.asarray(truncated), list(infos))
 
