@@ -1,0 +1,218 @@
+"""Every hyper-parameter, in one place: dataclass configs and the named presets of DESIGN.md.
+
+    cfg = preset("smoke")                                   # Config(data=..., world_model=..., ...)
+    cfg = preset("paper", {"world_model.deter": 4096})     # dotted overrides (dict or CLI "k=v")
+
+Paper values are the defaults (SPEC §3–5); where the public NCRL code differs, the code value is a named
+option documented on the field. ``smoke`` runs the whole pipeline in minutes on 2 CPU cores, ``cpu`` is a
+scaled study for a laptop (hours), ``paper`` is the paper's scale (GPUs).
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from gsa.envs.registry import MW_TASKS
+
+DMC_EMBODIMENTS = ("cartpole", "acrobot", "cheetah", "walker", "quadruped")
+SIGMAS = (0.1, 0.3, 0.5, 1.0, 2.0)  # Meta-World expert action noise, equal shares (SPEC §3)
+
+
+@dataclass
+class DataConfig:
+    """Offline dataset generation (SPEC §3, `gsa collect`)."""
+    root: str = "data/paper"              # dataset directory (manifest.csv, episodes, card)
+    dmc_embodiments: tuple[str, ...] = DMC_EMBODIMENTS
+    dmc_episodes: int = 2000              # per DMC embodiment (paper: 10k over 5 embodiments)
+    dmc_sources: tuple[str, ...] = ("random", "ou")  # exploration policies, equal shares
+    mw_tasks: tuple[str, ...] = tuple(MW_TASKS)
+    mw_episodes: int = 1000               # per Meta-World task (paper: 1k × 50)
+    sigmas: tuple[float, ...] = SIGMAS
+    dmc_length: int | None = None         # agent steps per DMC episode (None: the task's 500)
+    size: int = 64
+    action_repeat: int = 2
+    workers: int = 2                      # rendering/collection processes
+    seed: int = 0
+
+
+@dataclass
+class WorldModelConfig:
+    """RSSM world model (SPEC §4, paper Eq. 1). Sizes are presets; the code is the same."""
+    obs: str = "pixels"                   # "pixels" (64×64 RGB) | "state" (padded proprioception)
+    deter: int = 12288                    # deterministic state h
+    hidden: int = 1536                    # projection/MLP width
+    blocks: int = 8                       # GRU blocks (deter is split into blocks)
+    stoch: int = 32                       # categorical latents
+    classes: int = 96                     # classes per latent
+    depth: int = 96                       # CNN channels d: [d, 2d, 4d, 8d]
+    mlp_layers: int = 2                   # state-mode encoder/decoder layers (width `hidden`)
+    unimix: float = 0.01                  # uniform mix in prior and posterior
+    free_nats: float = 1.0                # free bits per step, on each summed KL term
+    dyn_scale: float = 1.0                # KL(sg(q) || p)
+    rep_scale: float = 0.1                # KL(q || sg(p))
+    free_bits_after_mean: bool = False    # NCRL code option: clip after averaging over batch and time
+    action_size: int = 12                 # A_max: actions are zero-padded to this size
+    state_size: int = 78                  # state mode: observations zero-padded to this size
+    image_size: int = 64
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    eps: float = 1e-5
+    weight_decay: float = 1e-6
+    grad_clip: float = 100.0
+
+
+@dataclass
+class PretrainConfig:
+    """World-model pre-training (SPEC §4, `gsa pretrain`)."""
+    steps: int = 200_000
+    batch_size: int = 16
+    seq_len: int = 64                     # NCRL code: 32
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    log_every: int = 100
+    checkpoint_every: int = 5_000
+    compile: bool | None = None           # None: on for CUDA, off on CPU
+    bf16: bool | None = None              # None: on for CUDA, off on CPU
+    loader_workers: int = 2               # background batch-loading threads
+    seed: int = 0
+
+
+@dataclass
+class FinetuneConfig:
+    """GSA fine-tuning (SPEC §5, paper Alg. 1). All switches off = DreamerV3 from scratch."""
+    pretrained: bool = True               # P: start from the pre-trained world model
+    rehearsal: bool = True                # ER: mix retrieved offline sequences into every batch
+    guidance: bool = True                 # G: execution guidance by the BC prior
+    frames: int = 150_000                 # environment frames (agent steps × action repeat)
+    warmup_frames: int = 15_000
+    train_ratio: int = 256                # replayed steps per agent step
+    batch_size: int = 16
+    seq_len: int = 64
+    offline_share: float = 0.25           # retrieved rows per batch (4 of 16)
+    retrieval_k: int = 500
+    eval_every: int = 10_000              # frames
+    eval_episodes: int = 5
+    horizon: int = 16
+    gamma: float = 0.99
+    lam: float = 0.95
+    slow_critic_fraction: float = 0.02
+    entropy: float = 1e-4
+    actor_grad: str = "dynamics"          # "dynamics" (paper Eq. 4) | "reinforce" (percentile-normalised)
+    units: int = 512
+    actor_layers: int = 3
+    reward_layers: int = 2
+    bins: int = 255
+    min_std: float = 0.1
+    max_std: float = 1.0
+    ac_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=8e-5, weight_decay=0.0))
+    guidance_schedule: str = "linear(1,0,50000)"  # DMC; Meta-World: linear(1,0,150000); NCRL: linear(1,0.1,100000)
+    bc_steps: int = 150_000
+    bc_batch_size: int = 256
+    bc_lr: float = 1e-4
+    action_repeat: int = 2
+    checkpoint_every: int = 10_000        # frames
+    seed: int = 0
+
+
+@dataclass
+class Config:
+    name: str = "paper"
+    data: DataConfig = field(default_factory=DataConfig)
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+
+TINY = dict(deter=128, hidden=64, blocks=2, stoch=8, classes=8, depth=8)
+SMALL = dict(deter=1024, hidden=512, blocks=8, stoch=32, classes=32, depth=32)  # NCRL "small"
+
+PRESETS: dict[str, dict] = {
+    "paper": {},
+    "cpu": {
+        "data.root": "data/cpu", "data.dmc_episodes": 200, "data.mw_episodes": 20,
+        **{f"world_model.{k}": v for k, v in SMALL.items()},
+        "pretrain.steps": 5_000, "pretrain.checkpoint_every": 500,
+    },
+    "smoke": {
+        "data.root": "data/smoke", "data.dmc_episodes": 4, "data.dmc_length": 100,
+        "data.mw_tasks": ("reach", "door-open", "drawer-close"), "data.mw_episodes": 5,
+        **{f"world_model.{k}": v for k, v in TINY.items()},
+        "pretrain.steps": 300, "pretrain.batch_size": 8, "pretrain.seq_len": 32, "pretrain.log_every": 10,
+        "pretrain.checkpoint_every": 100,
+        "finetune.frames": 4_000, "finetune.warmup_frames": 1_000, "finetune.train_ratio": 64,
+        "finetune.batch_size": 8, "finetune.seq_len": 32, "finetune.retrieval_k": 8, "finetune.eval_every": 1_000,
+        "finetune.eval_episodes": 2, "finetune.units": 64, "finetune.bc_steps": 200, "finetune.bc_batch_size": 32,
+        "finetune.guidance_schedule": "linear(1,0,2000)", "finetune.checkpoint_every": 1_000,
+    },
+}
+
+
+def preset(name: str, overrides: dict | list[str] | None = None) -> Config:
+    """The named preset with dotted overrides applied (``{"pretrain.steps": 10}`` or ``["pretrain.steps=10"]``)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    cfg = Config(name=name)
+    for key, value in {**PRESETS[name], **_as_dict(overrides)}.items():
+        set_field(cfg, key, value)
+    return cfg
+
+
+def _as_dict(overrides) -> dict:
+    if overrides is None:
+        return {}
+    if isinstance(overrides, dict):
+        return overrides
+    pairs = {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} must look like section.field=value")
+        try:
+            pairs[key.strip()] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            pairs[key.strip()] = text  # a bare string
+    return pairs
+
+
+def set_field(cfg, key: str, value) -> None:
+    """Set ``cfg.<a>.<b>`` from ``"a.b"``; unknown names raise with the valid ones."""
+    *path, last = key.split(".")
+    target = cfg
+    for part in path:
+        target = _get(target, part, key)
+    current = _get(target, last, key)
+    if isinstance(current, tuple) and isinstance(value, list):
+        value = tuple(value)
+    setattr(target, last, value)
+
+
+def _get(obj, name: str, key: str):
+    if not dataclasses.is_dataclass(obj) or name not in {f.name for f in dataclasses.fields(obj)}:
+        names = [f.name for f in dataclasses.fields(obj)] if dataclasses.is_dataclass(obj) else []
+        raise ValueError(f"unknown config field {key!r}: {type(obj).__name__} has {names}")
+    return getattr(obj, name)
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(data: dict) -> Config:
+    """Inverse of :func:`to_dict` (tuples restored), e.g. for a checkpoint's config."""
+    cfg = Config(name=data.get("name", "paper"))
+    for section in ("data", "world_model", "pretrain", "finetune"):
+        for key, value in data.get(section, {}).items():
+            if isinstance(value, dict):
+                for sub, v in value.items():
+                    set_field(cfg, f"{section}.{key}.{sub}", v)
+            else:
+                set_field(cfg, f"{section}.{key}", value)
+    return cfg
+
+
+def dumps(cfg) -> str:
+    return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
