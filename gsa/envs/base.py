@@ -53,8 +53,10 @@ class TaskEnv(gymnasium.Env):
     def physics_state(self) -> np.ndarray:
         return get_physics_state(self.model, self.data)
 
-    def render_state(self, state: np.ndarray) -> np.ndarray:
-        """Render the frame of a stored physics state (the env's own state is restored afterwards)."""
+    def render_state(self, state: np.ndarray, task_state: np.ndarray | None = None) -> np.ndarray:
+        """Render the frame of a stored physics state (the env's own state is restored afterwards).
+        ``task_state`` (an episode's ``info['task_state']``) matters only where the task keeps per-episode
+        parameters in the model (Meta-World)."""
         current = self.physics_state()
         set_physics_state(self.model, self.data, state)
         try:
