@@ -1,7 +1,10 @@
 """The ``gsa`` command.
 
     gsa tasks [--benchmark dmc|metaworld]     list the task registry
+    gsa collect [--preset smoke] [-o k=v …]   generate the offline dataset (resumes), pack it, write its card
     gsa reproduce [--preset smoke] [names…]   execute the notebooks (figures/ and results/)
+
+Overrides are dotted config fields, e.g. ``-o data.root=/scratch/gsa -o data.workers=16``.
 """
 from __future__ import annotations
 
@@ -20,10 +23,28 @@ def _tasks(args) -> None:
             print(f"{spec.id:36s} {e.name:10s} {e.action_size:7d} {e.state_size:5d} {e.episode_length:5d}  {e.camera}")
 
 
+def _collect(args) -> None:
+    from gsa.config import preset
+    from gsa.data.card import write_card
+    from gsa.data.collect import collect
+    from gsa.data.store import OfflineDataset
+
+    cfg = preset(args.preset, args.override)
+    collect(cfg.data)
+    OfflineDataset(cfg.data.root).close()  # packs the episodes for sampling
+    print(f"dataset card: {write_card(cfg.data.root)}")
+
+
 def _reproduce(args) -> None:
     from gsa.reproduce import reproduce
 
     reproduce(args.preset, args.notebooks or None)
+
+
+def _preset_arguments(p) -> None:
+    p.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"])
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted config field, e.g. data.workers=8 (repeatable)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("tasks", help="list the 73 tasks")
     p.add_argument("--benchmark", choices=["dmc", "metaworld"])
     p.set_defaults(func=_tasks)
+    p = sub.add_parser("collect", help="generate the offline dataset of a preset")
+    _preset_arguments(p)
+    p.set_defaults(func=_collect)
     p = sub.add_parser("reproduce", help="execute the notebooks with papermill")
     p.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"])
     p.add_argument("notebooks", nargs="*", help="notebook names (default: all of the preset)")

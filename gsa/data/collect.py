@@ -34,7 +34,7 @@ from gsa.config import DataConfig
 from gsa.data.episodes import NCRL_NAME, atomic_write, save_episode, sha256, write_manifest
 from gsa.envs.registry import DMC_TASKS, EMBODIMENTS, get_spec
 
-ANALYSIS_COLUMNS = ["id", "hidden_task", "hidden_return", "success"]
+ANALYSIS_COLUMNS = ["id", "hidden_task", "hidden_return", "success", "success_any"]
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def run_job(job: Job, size: int = 64, action_repeat: int = 2, length: int | None
     task_state = info["task_state"]
     states, physics = [state], [info["physics"]]
     actions = [np.zeros(env.action_space.shape, np.float32)]
-    hidden_return, success = 0.0, False
+    hidden_return, success, success_any = 0.0, False, False
     steps = env.task_spec.embodiment.episode_length if length is None else length
     for _ in range(steps):
         action = np.asarray(policy(state), np.float32)
@@ -177,13 +177,15 @@ def run_job(job: Job, size: int = 64, action_repeat: int = 2, length: int | None
         actions.append(np.clip(action, -1.0, 1.0))
         hidden_return += reward
         success = bool(info.get("success", False))
+        success_any |= success
         if truncated:
             break
     frames = np.stack([env.render_state(p, task_state) for p in physics])  # (T+1, 3, H, W)
     episode = {"observation": frames, "action": np.stack(actions), "physics": np.stack(physics),
                "task_state": task_state, "state": np.stack(states).astype(np.float32)}
     return episode, {"hidden_task": job.task, "hidden_return": hidden_return,
-                     "success": success if job.benchmark == "metaworld" else np.nan}
+                     **({"success": success, "success_any": success_any} if job.benchmark == "metaworld"
+                        else {"success": np.nan, "success_any": np.nan})}
 
 
 def _work(job: Job, root: str, size: int, action_repeat: int, length: int | None) -> tuple[dict, dict]:
@@ -218,7 +220,8 @@ def collect(cfg: DataConfig, progress: bool = True, save_every: int = 20) -> pd.
         T = int(NCRL_NAME.match(path.name)["len"])
         manifest[job] = _row(job, path.relative_to(root), T, sha256(path))
         analysis[path.stem] = rows.get(path.stem, {"id": path.stem, "hidden_task": job.task,
-                                                    "hidden_return": np.nan, "success": np.nan})
+                                                    "hidden_return": np.nan, "success": np.nan,
+                                                    "success_any": np.nan})
     pending = [job for job in todo if job not in done]
     bar = tqdm(total=len(todo), initial=len(done), desc=f"collecting {root.name}", disable=not progress)
     context = multiprocessing.get_context("spawn")

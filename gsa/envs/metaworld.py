@@ -62,6 +62,7 @@ class MetaWorldEnv(TaskEnv):
         if seed is not None:
             self._env.seed(seed)
         self._last_obs, _ = self._env.reset()
+        mujoco.mj_forward(self.model, self.data)  # reset moves goal sites after its last forward pass
         self._steps = 0
         return self._observe(), self._info(success=False)
 

@@ -1,0 +1,76 @@
+"""The dataset card (``card.md`` next to the data): what is in a dataset and how good it is.
+
+Counts per embodiment / task / source / σ come from the manifest. Hidden task returns and Meta-World
+success come from ``analysis.csv`` and are shown for analysis only (they show the data's mixed quality);
+no GSA learner reads them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from gsa.data.episodes import atomic_write, read_manifest
+
+NOTE = ("Meta-World episodes come from Meta-World's scripted experts (`metaworld.policies`) with Gaussian "
+        "action noise, not from the TD-MPC2 agents of the paper, whose checkpoints cannot be fetched here. "
+        "DMControl episodes come from reward-free exploration policies (uniform random and "
+        "Ornstein-Uhlenbeck noise; curiosity-agent snapshots plug in as extra sources). Hidden returns "
+        "are the embodiment's first task (DMC) or the episode's task (Meta-World); they are for analysis "
+        "only and never used by GSA.")
+
+
+def tables(root: str | Path) -> dict[str, pd.DataFrame]:
+    """The card's tables: ``counts``, ``returns`` (hidden return by source/σ), ``success`` (Meta-World by σ)."""
+    root = Path(root)
+    manifest = read_manifest(root, check_files=False)
+    frame = manifest.assign(sigma=manifest["sigma"].fillna(-1), task=manifest["task"].fillna("(reward-free)"))
+    counts = (frame.groupby(["benchmark", "embodiment", "source", "sigma"])
+              .agg(episodes=("id", "size"), transitions=("length", "sum")).reset_index())
+    out = {"counts": counts.replace({"sigma": {-1: None}})}
+    analysis_path = root / "analysis.csv"
+    if analysis_path.exists():
+        merged = frame.merge(pd.read_csv(analysis_path, dtype={"id": str}), on="id")
+        out["returns"] = (merged.groupby(["embodiment", "hidden_task", "source", "sigma"])["hidden_return"]
+                          .describe()[["count", "mean", "std", "min", "max"]].reset_index()
+                          .replace({"sigma": {-1: None}}))
+        mw = merged[merged["benchmark"] == "metaworld"]
+        if len(mw):
+            out["success"] = (mw.groupby("sigma")
+                              .agg(episodes=("id", "size"), success_final=("success", "mean"),
+                                   success_any=("success_any", "mean")).reset_index())
+    return out
+
+
+def write_card(root: str | Path) -> Path:
+    """Write ``<root>/card.md`` and return its path."""
+    root = Path(root)
+    parts = tables(root)
+    manifest = read_manifest(root, check_files=False)
+    lines = [f"# Dataset card: {root.name}", "",
+             f"{len(manifest)} episodes, {int(manifest['length'].sum())} transitions, "
+             f"{manifest['embodiment'].nunique()} embodiment(s), {manifest['task'].nunique()} Meta-World task(s).",
+             "", NOTE, ""]
+    titles = {"counts": "Episodes per embodiment / source / σ",
+              "success": ("Meta-World success rate by noise σ (`success_final`: the final step's flag, the paper's "
+                          "metric; `success_any`: at any step — some scripted experts succeed, then drift off)"),
+              "returns": "Hidden task return by source / σ (analysis only)"}
+    for key, title in titles.items():
+        if key in parts:
+            lines += [f"## {title}", "", markdown(parts[key]), ""]
+    target = root / "card.md"
+    atomic_write(target, lambda f: f.write("\n".join(lines).encode()))
+    return target
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A pipe table (numbers to 3 significant digits, empty cells for missing values)."""
+    def cell(value) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            return ""
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "---|" * len(table.columns)
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
