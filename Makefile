@@ -42,6 +42,7 @@ test-slow: setup
 
 benchmarks: setup
 	$(PY) benchmarks/env_throughput.py
+	$(PY) benchmarks/sampler_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

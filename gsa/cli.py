@@ -29,10 +29,12 @@ def _collect(args) -> None:
     from gsa.data.collect import collect
     from gsa.data.store import OfflineDataset
 
+    from gsa.paths import resolve
+
     cfg = preset(args.preset, args.override)
     collect(cfg.data)
-    OfflineDataset(cfg.data.root).close()  # packs the episodes for sampling
-    print(f"dataset card: {write_card(cfg.data.root)}")
+    OfflineDataset(resolve(cfg.data.root)).close()  # packs the episodes for sampling
+    print(f"dataset card: {write_card(resolve(cfg.data.root))}")
 
 
 def _reproduce(args) -> None:

@@ -32,3 +32,9 @@ def results_dir() -> Path:
     path = Path(os.environ.get("GSA_RESULTS_DIR", project_root() / "results"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def resolve(path: str | Path) -> Path:
+    """A configured path: absolute as given, relative to the project root otherwise (``data/smoke``)."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else project_root() / path

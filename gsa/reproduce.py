@@ -11,9 +11,9 @@ from gsa.paths import project_root, results_dir
 
 # The main job, in order; later issues add dataset → pretrain → finetune notebooks here.
 NOTEBOOKS = {
-    "smoke": ["00_environments"],
-    "cpu": ["00_environments"],
-    "paper": ["00_environments"],
+    "smoke": ["00_environments", "01_dataset"],
+    "cpu": ["00_environments", "01_dataset"],
+    "paper": ["00_environments", "01_dataset"],
 }
 
 

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from gsa.config import DataConfig
 from gsa.data.episodes import NCRL_NAME, atomic_write, save_episode, sha256, write_manifest
 from gsa.envs.registry import DMC_TASKS, EMBODIMENTS, get_spec
+from gsa.paths import resolve
 
 ANALYSIS_COLUMNS = ["id", "hidden_task", "hidden_return", "success", "success_any"]
 
@@ -211,7 +212,7 @@ def collect(cfg: DataConfig, progress: bool = True, save_every: int = 20) -> pd.
     Episodes already on disk (found by their job hash in the file name) are kept, not redone; the
     manifest and ``analysis.csv`` are rewritten atomically every ``save_every`` episodes and at the end.
     """
-    root = Path(cfg.root)
+    root = resolve(cfg.root)
     todo = jobs(cfg)
     done = _existing(root, todo)
     rows, analysis = _previous_analysis(root), {}

@@ -1,0 +1,70 @@
+"""Figures the notebooks show and save (png + pdf in ``figures/``)."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from gsa.data.store import OfflineDataset
+from gsa.paths import figures_dir
+
+
+def save(fig, name: str) -> None:
+    for ext in ("png", "pdf"):
+        fig.savefig(figures_dir() / f"{name}.{ext}", dpi=120, bbox_inches="tight")
+
+
+def frame_grid(ds: OfflineDataset, frames: int = 8, seed: int = 0):
+    """One random episode per embodiment, ``frames`` frames evenly spaced over it."""
+    rng = np.random.default_rng(seed)
+    embodiments = list(dict.fromkeys(ds.manifest["embodiment"]))
+    fig, axes = plt.subplots(len(embodiments), frames, figsize=(1.3 * frames, 1.4 * len(embodiments)), squeeze=False)
+    for row, embodiment in zip(axes, embodiments):
+        e = int(rng.choice(np.flatnonzero(ds.manifest["embodiment"] == embodiment)))
+        episode = ds.episode(e)["observation"]
+        for ax, t in zip(row, np.linspace(0, len(episode) - 1, frames).astype(int)):
+            ax.imshow(episode[t].transpose(1, 2, 0))
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title(f"t={t}", fontsize=7)
+        row[0].set_ylabel(f"{embodiment}\n{ds.manifest['source'][e]}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def action_histograms(ds: OfflineDataset, episodes: int = 20, seed: int = 0):
+    """Distribution of the real action dims per embodiment and source (padded dims are not shown)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for (embodiment, source), group in ds.manifest.groupby(["embodiment", "source"]):
+        for e in rng.choice(group.index, min(episodes, len(group)), replace=False):
+            actions = ds.episode(int(e))["action"][1:, : ds.native_action_of(int(e))]
+            rows.append(pd.DataFrame({"embodiment": embodiment, "source": source, "action": actions.ravel()}))
+    data = pd.concat(rows)
+    grid = sns.displot(data, x="action", hue="source", col="embodiment", col_wrap=3, stat="density",
+                       common_norm=False, bins=40, element="step", height=2.2, aspect=1.3,
+                       facet_kws={"sharey": False})
+    grid.set_titles("{col_name}")
+    return grid.figure
+
+
+def data_quality(manifest: pd.DataFrame, analysis: pd.DataFrame):
+    """Hidden task return per episode by source / σ, and Meta-World success by σ (analysis only)."""
+    data = manifest.merge(analysis, on="id")
+    data["policy"] = [f"σ={s:g}" if s == s else src for s, src in zip(data["sigma"], data["source"])]
+    tasks = list(dict.fromkeys(data["hidden_task"]))
+    fig, axes = plt.subplots(1, len(tasks) + 1, figsize=(2.6 * (len(tasks) + 1), 2.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        sns.stripplot(data[data["hidden_task"] == task], x="policy", y="hidden_return", ax=ax, size=3)
+        ax.set_title(task.removeprefix("dmc-"), fontsize=8)
+        ax.set_xlabel("")
+        ax.tick_params(axis="x", labelsize=7, rotation=45)
+    mw = data[data["benchmark"] == "metaworld"]
+    ax = axes[0, -1]
+    if len(mw):
+        rates = mw.groupby("sigma")[["success", "success_any"]].mean().reset_index().melt("sigma")
+        sns.barplot(rates, x="sigma", y="value", hue="variable", ax=ax)
+        ax.set_ylim(0, 1)
+        ax.set_title("Meta-World success by σ", fontsize=8)
+    fig.tight_layout()
+    return fig
