@@ -2,6 +2,7 @@
 
     gsa tasks [--benchmark dmc|metaworld]     list the task registry
     gsa collect [--preset smoke] [-o k=v …]   generate the offline dataset (resumes), pack it, write its card
+    gsa pretrain [--preset smoke] [-o k=v …]  pre-train the world model (resumes from its checkpoint)
     gsa reproduce [--preset smoke] [names…]   execute the notebooks (figures/ and results/)
 
 Overrides are dotted config fields, e.g. ``-o data.root=/scratch/gsa -o data.workers=16``.
@@ -37,6 +38,13 @@ def _collect(args) -> None:
     print(f"dataset card: {write_card(resolve(cfg.data.root))}")
 
 
+def _pretrain(args) -> None:
+    from gsa.config import preset
+    from gsa.train.pretrain import pretrain
+
+    print(f"checkpoint: {pretrain(preset(args.preset, args.override), out=args.out)}")
+
+
 def _reproduce(args) -> None:
     from gsa.reproduce import reproduce
 
@@ -59,6 +67,10 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("collect", help="generate the offline dataset of a preset")
     _preset_arguments(p)
     p.set_defaults(func=_collect)
+    p = sub.add_parser("pretrain", help="pre-train the world model on the preset's dataset")
+    _preset_arguments(p)
+    p.add_argument("--out", default=None, help="checkpoint directory (default: checkpoints/<preset>/world_model)")
+    p.set_defaults(func=_pretrain)
     p = sub.add_parser("reproduce", help="execute the notebooks with papermill")
     p.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"])
     p.add_argument("notebooks", nargs="*", help="notebook names (default: all of the preset)")

@@ -69,6 +69,7 @@ class OptimConfig:
 @dataclass
 class PretrainConfig:
     """World-model pre-training (SPEC §4, `gsa pretrain`)."""
+    benchmark: str = "all"                # "dmc" | "metaworld" | "all" (paper: one world model per benchmark)
     steps: int = 200_000
     batch_size: int = 16
     seq_len: int = 64                     # NCRL code: 32

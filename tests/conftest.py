@@ -1,1 +1,17 @@
 import gsa  # noqa: F401  (sets MUJOCO_GL / LP_NUM_THREADS before any test module imports MuJoCo)
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory):
+    """A small real dataset (cartpole, walker, Meta-World reach), collected once per test session."""
+    from gsa.config import preset
+    from gsa.data.collect import collect
+
+    overrides = {"data.root": str(tmp_path_factory.mktemp("smoke_data") / "data"),
+                 "data.dmc_embodiments": ("cartpole", "walker"), "data.dmc_episodes": 2, "data.dmc_length": 40,
+                 "data.mw_tasks": ("reach",), "data.mw_episodes": 2, "data.workers": 2}
+    cfg = preset("smoke", overrides)
+    collect(cfg.data, progress=False)
+    return cfg

@@ -85,15 +85,17 @@ class MixedSampler:
         self.shares = shares
         self.batch_size, self.seq_len, self.action_size = batch_size, seq_len, action_size
         self.obs_key, self.obs_shape = obs_key, tuple(obs_shape)
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
 
-    def counts(self) -> np.ndarray:
+    def counts(self, rng: np.random.Generator | None = None) -> np.ndarray:
         """Rows per source for the next batch."""
+        rng = self.rng if rng is None else rng
         exact = self.shares * self.batch_size
         counts = np.floor(exact).astype(np.int64)
         for _ in range(self.batch_size - counts.sum()):
             remainder = exact - counts
-            counts[self.rng.choice(len(counts), p=remainder / remainder.sum())] += 1
+            counts[rng.choice(len(counts), p=remainder / remainder.sum())] += 1
         return counts
 
     def _empty(self) -> dict[str, np.ndarray]:
@@ -106,12 +108,14 @@ class MixedSampler:
                 "source": np.zeros(B, np.int64),
                 "embodiment": np.zeros(B, np.int64)}
 
-    def sample(self, out: dict | None = None) -> dict[str, np.ndarray]:
-        """One batch (written into ``out`` if given, e.g. a pinned buffer)."""
+    def sample(self, out: dict | None = None, step: int | None = None) -> dict[str, np.ndarray]:
+        """One batch (written into ``out`` if given, e.g. a pinned buffer). With ``step``, the batch is a
+        function of (seed, step) alone — what a resumed or prefetching training loop needs."""
+        rng = self.rng if step is None else np.random.default_rng([self.seed, step])
         out = self._empty() if out is None else out
         row = 0
-        for index, count in enumerate(self.counts()):
-            for episode, start in self._windows(self.sources[index], count, index):
+        for index, count in enumerate(self.counts(rng)):
+            for episode, start in self._windows(self.sources[index], count, index, rng):
                 self.sources[index].read(episode, start, out, row)
                 out["is_first"][row] = False
                 out["is_first"][row, 0] = start == 0
@@ -121,7 +125,7 @@ class MixedSampler:
                 row += 1
         return out
 
-    def _windows(self, source, count: int, index: int):
+    def _windows(self, source, count: int, index: int, rng: np.random.Generator):
         """``count`` (episode, start) pairs, uniform over all windows of ``seq_len`` frames."""
         if count == 0:
             return []
@@ -129,7 +133,7 @@ class MixedSampler:
         total = starts.sum()
         if total == 0:
             raise ValueError(f"source {index} ({type(source).__name__}) has no episode of ≥ {self.seq_len} frames")
-        draws = self.rng.integers(0, total, size=count)
+        draws = rng.integers(0, total, size=count)
         episodes = np.searchsorted(np.cumsum(starts), draws, side="right")
         first = np.concatenate([[0], np.cumsum(starts)[:-1]])
         return list(zip(episodes.tolist(), (draws - first[episodes]).tolist()))

@@ -37,7 +37,7 @@ class OneHotDist:
         return self._straight_through(F.one_hot(self.probs.argmax(-1), self.probs.shape[-1]))
 
     def _straight_through(self, onehot: torch.Tensor) -> torch.Tensor:
-        return onehot.to(self.probs) + self.probs - self.probs.detach()
+        return onehot.to(self.probs) + (self.probs - self.probs.detach())  # exactly one-hot forward
 
     def log_prob(self, onehot: torch.Tensor) -> torch.Tensor:
         return (onehot * self.log_probs).sum(-1)

@@ -26,6 +26,8 @@ class BlockGRU(nn.Module):
     h, flat z and a are each projected to `hidden` (Linear → LN → SiLU) and concatenated; every block
     receives that concatenation plus its own slice of h. One block-diagonal layer to `deter`
     (→ LayerNorm over all of `deter` → SiLU), then a block-diagonal layer to the three GRU gates.
+    Each block outputs [reset, cand, update] for its own slice of h, as in DreamerV3 (the NCRL code
+    instead chunks the flat output in three, so a block's gates land on other blocks' slices).
     """
 
     def __init__(self, deter: int, stoch: int, action: int, hidden: int, blocks: int):

@@ -73,13 +73,15 @@ class WorldModel(nn.Module):
         last = {k: v[:, -1].detach() for k, v in post.items()}
         return loss, {k: v.detach() for k, v in metrics.items()}, post, last
 
+    forward = loss  # so DDP / torch.compile wrap the training loss
+
     @torch.no_grad()
     def openloop(self, batch: dict, context: int = 5, horizon: int | None = None) -> torch.Tensor:
         """Predictions for figures: filter the first `context` steps, then imagine `horizon` steps with the
         recorded actions (no resets inside the horizon). Returns (B, context + horizon, ...) in observation
         units: uint8 frames (pixels) or float states."""
         horizon = batch["action"].shape[1] - context if horizon is None else horizon
-        ctx = {k: v[:, :context] if v.dim() > 1 and k != "action_mask" else v for k, v in batch.items()}
+        ctx = {k: v if k == "action_mask" else v[:, :context] for k, v in batch.items()}
         post, _ = self.observe(ctx)
         state = {k: v[:, -1] for k, v in post.items()}
         action = batch["action"] * batch["action_mask"][:, None]   # (B, T, A)

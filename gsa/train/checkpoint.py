@@ -1,0 +1,64 @@
+"""One checkpoint format for every run: a ``torch.save`` dict written atomically.
+
+Contents: ``format``, ``kind`` ("pretrain" | "finetune"), ``step``, ``config`` (``gsa.config.to_dict``),
+``model`` / ``optimizer`` state dicts (and whatever else the loop needs to resume), ``rng`` (torch, numpy
+states) — enough for an interrupted run to continue exactly where it stopped.
+"""
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gsa.data.episodes import atomic_write
+
+FORMAT = 1
+
+
+def save(path: str | Path, **state) -> Path:
+    """Write ``state`` (+ format and RNG states) to ``path`` atomically: a kill leaves the old file intact."""
+    state = {"format": FORMAT, "rng": rng_state(), **state}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write(Path(path), lambda f: f.write(buffer.getbuffer()))
+    return Path(path)
+
+
+def load(path: str | Path, kind: str | None = None, map_location="cpu") -> dict:
+    """Read a checkpoint; a missing file, another format or the wrong kind raise a clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}" + (" — run `gsa pretrain` first" if kind == "pretrain" else ""))
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:  # torch raises several types for truncated files
+        raise ValueError(f"checkpoint {path} is corrupt or truncated: {error}") from None
+    if state.get("format") != FORMAT:
+        raise ValueError(f"checkpoint {path} has format {state.get('format')}, this code reads {FORMAT}")
+    if kind is not None and state.get("kind") != kind:
+        raise ValueError(f"checkpoint {path} is a {state.get('kind')!r} checkpoint, expected {kind!r}")
+    return state
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

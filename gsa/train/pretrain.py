@@ -1,0 +1,217 @@
+"""World-model pre-training on the offline dataset (SPEC §4, paper Eq. 1): ``gsa pretrain --preset smoke``.
+
+- Batches (B × T) come from the packed store through a background loader; batch k is a function of
+  (seed, k) alone, so prefetching, resuming and DDP ranks never change the data order.
+- The step runs under bf16 autocast and ``torch.compile`` when enabled (default: on for CUDA, off on
+  CPU); it makes no host synchronisation — metrics stay on the device and are read every ``log_every``.
+- ``checkpoint.pt`` (model, optimiser, step, RNG states, config, dataset hash) is written atomically every
+  ``checkpoint_every`` steps and at the end; calling again resumes from it and continues exactly as an
+  uninterrupted run would (same batches, same losses on CPU).
+- Data parallel (paper preset on several GPUs): ``torchrun --nproc_per_node N -m gsa.cli pretrain ...``.
+  Each rank draws its own batches (seed offset by rank) and DDP averages gradients; rank 0 writes the
+  checkpoint and the log. Only the single-process path is tested here (no GPU in CI).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from gsa.config import Config, OptimConfig, to_dict
+from gsa.data.sampler import MixedSampler
+from gsa.data.store import OfflineDataset
+from gsa.models.world_model import WorldModel
+from gsa.paths import resolve
+from gsa.train import checkpoint
+from gsa.train.logger import CSVLogger
+
+
+def default_out(cfg: Config) -> Path:
+    return resolve(f"checkpoints/{cfg.name}/world_model")
+
+
+def runtime(compile_: bool | None, bf16: bool | None, device: torch.device) -> tuple[bool, bool]:
+    """Resolve the ``None`` defaults: compile and bf16 on CUDA, off on CPU."""
+    cuda = device.type == "cuda"
+    return (cuda if compile_ is None else compile_), (cuda if bf16 is None else bf16)
+
+
+def make_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """Adam with decoupled-free L2 weight decay as in the paper's table (lr 1e-4, eps 1e-5, wd 1e-6)."""
+    return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay)
+
+
+def to_torch(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    """Numpy batch → tensors on ``device`` (through pinned memory on CUDA, copied without blocking)."""
+    cuda = device.type == "cuda"
+    out = {}
+    for key, value in batch.items():
+        tensor = torch.from_numpy(value)
+        out[key] = tensor.pin_memory().to(device, non_blocking=True) if cuda else tensor
+    return out
+
+
+class BatchLoader:
+    """Batches for steps ``start, start+1, …`` prepared ahead by ``workers`` threads (reads release the GIL)."""
+
+    def __init__(self, sampler: MixedSampler, start: int, device: torch.device, workers: int = 2, ahead: int = 4):
+        self.sampler, self.device, self.next_step = sampler, device, start
+        self.pool = ThreadPoolExecutor(max(1, workers))
+        self.pending: deque = deque()
+        for _ in range(ahead):
+            self._submit()
+
+    def _submit(self) -> None:
+        step = self.next_step
+        self.pending.append(self.pool.submit(lambda: to_torch(self.sampler.sample(step=step), self.device)))
+        self.next_step += 1
+
+    def __next__(self) -> dict[str, torch.Tensor]:
+        batch = self.pending.popleft().result()
+        self._submit()
+        return batch
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def make_train_step(model: torch.nn.Module, optimizer, grad_clip: float, compile_: bool, bf16: bool, device):
+    """One Eq. 1 update; returns detached metric tensors (no ``.item()``: no host sync)."""
+    loss_fn = torch.compile(model) if compile_ else model  # model(batch) == WorldModel.loss(batch)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def step(batch: dict) -> dict[str, torch.Tensor]:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss, metrics, _, _ = loss_fn(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+        return {"loss": loss.detach(), **metrics}
+
+    return step
+
+
+def open_dataset(cfg: Config, root: str | Path | None = None) -> OfflineDataset:
+    """The preset's dataset, restricted to ``pretrain.benchmark``, checked against the model's sizes."""
+    dataset = OfflineDataset(resolve(root or cfg.data.root))
+    if cfg.pretrain.benchmark != "all":
+        keep = dataset.manifest["benchmark"] == cfg.pretrain.benchmark
+        if not keep.any():
+            raise ValueError(f"{dataset.root} has no {cfg.pretrain.benchmark!r} episodes")
+        dataset = dataset.subset(list(dataset.manifest["id"][keep]))
+    wm = cfg.world_model
+    if dataset.action_size > wm.action_size:
+        raise ValueError(f"{dataset.root} has actions of size {dataset.action_size}; the world model pads to "
+                         f"world_model.action_size={wm.action_size} — raise it")
+    if wm.obs == "state" and dataset.state_size > wm.state_size:
+        raise ValueError(f"{dataset.root} has states of size {dataset.state_size} > world_model.state_size={wm.state_size}")
+    if wm.obs == "state" and not dataset.state_size:
+        raise ValueError(f"{dataset.root} has no state vectors; pre-train in pixel mode or re-collect")
+    return dataset
+
+
+def sampler_for(dataset, cfg: Config, batch_size: int, seq_len: int, seed: int) -> MixedSampler:
+    wm = cfg.world_model
+    key, shape = ("observation", (3, wm.image_size, wm.image_size)) if wm.obs == "pixels" else ("state", (wm.state_size,))
+    return MixedSampler([(dataset, 1.0)], batch_size, seq_len, wm.action_size, seed=seed, obs_key=key, obs_shape=shape)
+
+
+def pretrain(cfg: Config, root: str | Path | None = None, out: str | Path | None = None, progress: bool = True,
+             stop_at: int | None = None) -> Path:
+    """Pre-train (or resume pre-training) the world model of ``cfg``; returns the checkpoint path.
+
+    ``stop_at`` ends the run early at that step after writing a checkpoint, as a kill right after a
+    checkpoint would (used by the resume test)."""
+    p = cfg.pretrain
+    rank, world = _distributed()
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    compile_, bf16 = runtime(p.compile, p.bf16, device)
+    out = Path(out or default_out(cfg))
+    path = out / "checkpoint.pt"
+    dataset = open_dataset(cfg, root)
+
+    checkpoint.seed_everything(p.seed + rank)
+    model = WorldModel(cfg.world_model).to(device)
+    optimizer = make_optimizer(model.parameters(), p.optim)
+    log = CSVLogger(out / "train.csv")
+    step = 0
+    if path.exists():
+        state = checkpoint.load(path, kind="pretrain", map_location=device)
+        if state["dataset"] != dataset.manifest_sha256:
+            raise ValueError(f"{path} was trained on another dataset; use a new output directory")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        checkpoint.set_rng_state(state["rng"])
+        step = state["step"]
+        log.resume_at(step)
+    elif rank == 0:
+        log.reset()
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    train_model = _wrap_ddp(model, device) if world > 1 else model
+    train_step = make_train_step(train_model, optimizer, p.optim.grad_clip, compile_, bf16, device)
+    loader = BatchLoader(sampler_for(dataset, cfg, p.batch_size, p.seq_len, p.seed + 1000 * rank), step, device,
+                         p.loader_workers)
+    end = p.steps if stop_at is None else min(stop_at, p.steps)
+
+    def save() -> None:
+        if rank == 0:
+            checkpoint.save(path, kind="pretrain", step=step, config=to_dict(cfg), model=model.state_dict(),
+                            optimizer=optimizer.state_dict(), dataset=dataset.manifest_sha256)
+
+    bar = tqdm(total=p.steps, initial=step, desc="pre-training", disable=not progress or rank != 0)
+    totals, window, started = None, 0, time.perf_counter()
+    model.train()
+    try:
+        while step < end:
+            metrics = train_step(next(loader))
+            totals = metrics if totals is None else {k: totals[k] + v for k, v in metrics.items()}
+            step, window = step + 1, window + 1
+            bar.update()
+            if step % p.log_every == 0 or step == end:
+                row = {k: v.item() / window for k, v in totals.items()}  # the only host sync
+                if rank == 0:
+                    log.log({"step": step, **row, "seconds_per_step": (time.perf_counter() - started) / window})
+                bar.set_postfix(loss=f"{row['loss']:.1f}", recon=f"{row['recon']:.1f}")
+                totals, window, started = None, 0, time.perf_counter()
+            if step % p.checkpoint_every == 0 or step == end:
+                save()
+    finally:
+        loader.close()
+        bar.close()
+    return path
+
+
+def load_world_model(path: str | Path, device="cpu") -> tuple[WorldModel, Config, dict]:
+    """A pre-trained world model, its config and the checkpoint dict."""
+    from gsa.config import from_dict
+
+    state = checkpoint.load(path, kind="pretrain", map_location=device)
+    cfg = from_dict(state["config"])
+    model = WorldModel(cfg.world_model).to(device)
+    model.load_state_dict(state["model"])
+    return model, cfg, state
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    return int(os.environ.get("RANK", 0)), world
+
+
+def _wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
