@@ -142,7 +142,7 @@ PRESETS: dict[str, dict] = {
         "data.root": "data/smoke", "data.dmc_episodes": 4, "data.dmc_length": 100,
         "data.mw_tasks": ("reach", "door-open", "drawer-close"), "data.mw_episodes": 5,
         **{f"world_model.{k}": v for k, v in TINY.items()},
-        "pretrain.steps": 300, "pretrain.batch_size": 8, "pretrain.seq_len": 32, "pretrain.log_every": 10,
+        "pretrain.steps": 600, "pretrain.optim.lr": 3e-4, "pretrain.batch_size": 8, "pretrain.seq_len": 32, "pretrain.log_every": 10,
         "pretrain.checkpoint_every": 100,
         "finetune.frames": 4_000, "finetune.warmup_frames": 1_000, "finetune.train_ratio": 64,
         "finetune.batch_size": 8, "finetune.seq_len": 32, "finetune.retrieval_k": 8, "finetune.eval_every": 1_000,

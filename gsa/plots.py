@@ -68,3 +68,37 @@ def data_quality(manifest: pd.DataFrame, analysis: pd.DataFrame):
         ax.set_title("Meta-World success by σ", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def loss_curves(log: pd.DataFrame, columns=("recon", "dyn", "rep", "grad_norm")):
+    """Training curves of a ``train.csv`` (one panel per column, log scale where it helps)."""
+    columns = [c for c in columns if c in log]
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 2.6), squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        ax.plot(log["step"], log[column])
+        ax.set_title(column, fontsize=9)
+        ax.set_xlabel("step")
+        if column in ("recon", "grad_norm"):
+            ax.set_yscale("log")
+    fig.tight_layout()
+    return fig
+
+
+def openloop_grid(true: np.ndarray, pred: np.ndarray, names: list[str], context: int, frames: int = 8):
+    """Rows of true / predicted frames (N, T, 3, H, W) for each name; the first ``context`` are filtered
+    with observations, the rest imagined from the recorded actions alone."""
+    T = true.shape[1]
+    steps = np.unique(np.r_[0, context - 1, np.linspace(context, T - 1, frames - 2).astype(int)])
+    fig, axes = plt.subplots(2 * len(names), len(steps), figsize=(1.2 * len(steps), 2.5 * len(names)), squeeze=False)
+    for i, name in enumerate(names):
+        for j, t in enumerate(steps):
+            for k, (images, label) in enumerate(((true, "true"), (pred, "model"))):
+                ax = axes[2 * i + k, j]
+                ax.imshow(images[i, t].transpose(1, 2, 0))
+                ax.set_xticks([]), ax.set_yticks([])
+                if j == 0:
+                    ax.set_ylabel(f"{name}\n{label}", fontsize=7)
+                if i == 0 and k == 0:
+                    ax.set_title(("ctx " if t < context else "imag ") + f"t={t}", fontsize=7)
+    fig.tight_layout()
+    return fig

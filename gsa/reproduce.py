@@ -11,9 +11,9 @@ from gsa.paths import project_root, results_dir
 
 # The main job, in order; later issues add dataset → pretrain → finetune notebooks here.
 NOTEBOOKS = {
-    "smoke": ["00_environments", "01_dataset"],
-    "cpu": ["00_environments", "01_dataset"],
-    "paper": ["00_environments", "01_dataset"],
+    "smoke": ["00_environments", "01_dataset", "02_pretrain"],
+    "cpu": ["00_environments", "01_dataset", "02_pretrain"],
+    "paper": ["00_environments", "01_dataset", "02_pretrain"],
 }
 
 
