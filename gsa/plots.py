@@ -102,3 +102,12 @@ def openloop_grid(true: np.ndarray, pred: np.ndarray, names: list[str], context:
                     ax.set_title(("ctx " if t < context else "imag ") + f"t={t}", fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def learning_curves(results: pd.DataFrame, y: str = "score"):
+    """Evaluation score against environment frames, one panel per task, one line per method (mean ± sd over seeds)."""
+    grid = sns.relplot(results, x="frame", y=y, hue="method", col="task", kind="line", errorbar="sd",
+                       marker="o", height=2.8, aspect=1.2, facet_kws={"sharey": False})
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("environment frames", "normalised score" if y == "score" else y)
+    return grid.figure

@@ -213,13 +213,18 @@ class OfflineDataset:
         self.read(episode, 0, out, 0)
         return {k: v[0] for k, v in out.items()}
 
-    def first_frames(self, batch: int = 256):
-        """Yield the first frame of every episode in (N, 3, H, W) chunks (retrieval database input)."""
+    def first_frames(self, batch: int = 256, key: str = "observation"):
+        """Yield the first frame of every episode in (n, 3, H, W) uint8 chunks — or with ``key="state"``
+        the first padded state vectors (n, S) — the retrieval database's input."""
         for lo in range(0, len(self), batch):
             rows = range(lo, min(lo + batch, len(self)))
-            out = np.empty((len(rows), *self.frame_shape), np.uint8)
+            if key == "observation":
+                out = np.empty((len(rows), *self.frame_shape), np.uint8)
+            else:
+                out = np.empty((len(rows), self.state_size), np.float32)
+            name = "frames.u8" if key == "observation" else "state.f32"
             for i, e in enumerate(rows):
-                os.preadv(self._fds["frames.u8"], [memoryview(out[i]).cast("B")], int(self.offsets[e]) * out[i].nbytes)
+                os.preadv(self._fds[name], [memoryview(out[i]).cast("B")], int(self.offsets[e]) * out[i].nbytes)
             yield out
 
     def close(self) -> None:
