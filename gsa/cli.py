@@ -3,6 +3,8 @@
     gsa tasks [--benchmark dmc|metaworld]     list the task registry
     gsa collect [--preset smoke] [-o k=v …]   generate the offline dataset (resumes), pack it, write its card
     gsa pretrain [--preset smoke] [-o k=v …]  pre-train the world model (resumes from its checkpoint)
+    gsa finetune --task T [--method gsa|p+er|p|dreamerv3] [--preset smoke] [-o k=v …]
+                                              fine-tune on one task (resumes; a finished run is skipped)
     gsa reproduce [--preset smoke] [names…]   execute the notebooks (figures/ and results/)
 
 Overrides are dotted config fields, e.g. ``-o data.root=/scratch/gsa -o data.workers=16``.
@@ -45,6 +47,15 @@ def _pretrain(args) -> None:
     print(f"checkpoint: {pretrain(preset(args.preset, args.override), out=args.out)}")
 
 
+def _finetune(args) -> None:
+    from gsa.config import preset
+    from gsa.train.finetune import finetune
+
+    cfg = preset(args.preset, args.override)
+    run = finetune(cfg, args.task, args.method, world_model=args.world_model, experiment=args.experiment or cfg.name)
+    print(f"run: {run}")
+
+
 def _reproduce(args) -> None:
     from gsa.reproduce import reproduce
 
@@ -71,6 +82,13 @@ def main(argv: list[str] | None = None) -> None:
     _preset_arguments(p)
     p.add_argument("--out", default=None, help="checkpoint directory (default: checkpoints/<preset>/world_model)")
     p.set_defaults(func=_pretrain)
+    p = sub.add_parser("finetune", help="fine-tune on one task (GSA or an ablation / DreamerV3)")
+    _preset_arguments(p)
+    p.add_argument("--task", required=True, help="a task id, e.g. dmc-walker-run or mw-reach (see gsa tasks)")
+    p.add_argument("--method", default="gsa", choices=["gsa", "p+er", "p", "dreamerv3"])
+    p.add_argument("--world-model", default=None, help="pre-trained checkpoint (default: the preset's)")
+    p.add_argument("--experiment", default=None, help="results/runs/<experiment>/... (default: the preset name)")
+    p.set_defaults(func=_finetune)
     p = sub.add_parser("reproduce", help="execute the notebooks with papermill")
     p.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"])
     p.add_argument("notebooks", nargs="*", help="notebook names (default: all of the preset)")

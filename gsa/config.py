@@ -144,7 +144,7 @@ PRESETS: dict[str, dict] = {
         **{f"world_model.{k}": v for k, v in TINY.items()},
         "pretrain.steps": 600, "pretrain.optim.lr": 3e-4, "pretrain.batch_size": 8, "pretrain.seq_len": 32, "pretrain.log_every": 10,
         "pretrain.checkpoint_every": 100,
-        "finetune.frames": 4_000, "finetune.warmup_frames": 1_000, "finetune.train_ratio": 64,
+        "finetune.frames": 4_000, "finetune.warmup_frames": 1_000, "finetune.train_ratio": 32,
         "finetune.batch_size": 8, "finetune.seq_len": 32, "finetune.retrieval_k": 8, "finetune.eval_every": 1_000,
         "finetune.eval_episodes": 2, "finetune.units": 64, "finetune.bc_steps": 200, "finetune.bc_batch_size": 32,
         "finetune.guidance_schedule": "linear(1,0,2000)", "finetune.checkpoint_every": 1_000,

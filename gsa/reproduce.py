@@ -9,11 +9,11 @@ from pathlib import Path
 
 from gsa.paths import project_root, results_dir
 
-# The main job, in order; later issues add dataset → pretrain → finetune notebooks here.
+# The main job, in order: tasks → dataset → pre-training → fine-tuning.
 NOTEBOOKS = {
-    "smoke": ["00_environments", "01_dataset", "02_pretrain"],
-    "cpu": ["00_environments", "01_dataset", "02_pretrain"],
-    "paper": ["00_environments", "01_dataset", "02_pretrain"],
+    "smoke": ["00_environments", "01_dataset", "02_pretrain", "03_finetune"],
+    "cpu": ["00_environments", "01_dataset", "02_pretrain", "03_finetune"],
+    "paper": ["00_environments", "01_dataset", "02_pretrain", "03_finetune"],
 }
 
 

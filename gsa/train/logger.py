@@ -24,12 +24,24 @@ class CSVLogger:
         self.path.unlink(missing_ok=True)
 
     def log(self, row: dict) -> None:
-        new = not self.path.exists() or self.path.stat().st_size == 0
+        """Append ``row``; a row with new keys rewrites the file with the widened header (rare: e.g. the
+        first row after training starts adds the loss columns)."""
+        header = self._header()
+        if header and not set(row) <= set(header):
+            frame = pd.concat([self.read(), pd.DataFrame([row])], ignore_index=True)
+            frame.to_csv(self.path, index=False)
+            return
         with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
+            writer = csv.DictWriter(f, fieldnames=header or list(row), restval="")
+            if not header:
                 writer.writeheader()
             writer.writerow(row)
+
+    def _header(self) -> list[str]:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return []
+        with open(self.path, newline="") as f:
+            return next(csv.reader(f), [])
 
     def read(self) -> pd.DataFrame:
         return pd.read_csv(self.path) if self.path.exists() else pd.DataFrame()

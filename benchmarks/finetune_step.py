@@ -1,0 +1,63 @@
+"""Seconds per GSA fine-tuning update, as a ratio to the world-model-only step measured in the same run.
+
+A fine-tuning update (``Agent.update`` of ``gsa/train/finetune.py``, SPEC §5) is one world-model step
+(paper Eq. 1) + the reward head on the online rows + actor-critic imagination (horizon 16 from all
+16 × 64 posterior states) and its update. The reference is the pre-training step (``make_train_step``) on
+the same random batches (16 × 64 pixels, 4 retrieved rows). Presets: ``tiny`` = ``preset("smoke")`` (its
+actor-critic has 64 units), ``small`` = ``preset("cpu")`` (512 units, as in the paper); both eager (the
+defaults of ``runtime`` on CPU), batch 16 × 64 for both rather than the smoke preset's 8 × 32.
+
+    python benchmarks/finetune_step.py [--presets tiny small] [--steps N] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from gsa.config import preset
+from gsa.models.world_model import WorldModel
+from gsa.train.finetune import Agent
+from wm_step import (B, DEFAULT_STEPS, PRESETS, T, load_note, synthetic_batch, time_step,  # benchmarks/
+                     world_model_step)
+
+OFFLINE_ROWS = 4  # SPEC §5.3: offline share 0.25 of 16
+
+
+def finetune_batch(cfg, device: torch.device, seed: int) -> dict:
+    """A pixel batch plus rewards (B, T) and sources (B,): the last rows are retrieved (source 1)."""
+    batch = synthetic_batch(cfg.world_model, device, seed)
+    g = torch.Generator().manual_seed(seed)
+    batch["reward"] = torch.rand(B, T, generator=g).to(device)
+    batch["source"] = (torch.arange(B) >= B - OFFLINE_ROWS).long().to(device)
+    return batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", choices=["tiny", "small"], default=["tiny", "small"])
+    parser.add_argument("--steps", type=int, default=None, help=f"timed steps per run (default {DEFAULT_STEPS})")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    print(f"fine-tuning update vs world-model step, batch {B} x {T} pixels ({OFFLINE_ROWS} retrieved rows), "
+          f"{device}, {args.threads} threads, eager; {load_note()}")
+    for name in args.presets:
+        steps = args.steps or DEFAULT_STEPS[name]
+        cfg = preset(PRESETS[name])
+        batches = [finetune_batch(cfg, device, seed) for seed in range(2)]
+        wm_step, _, _ = world_model_step(name, False, device)
+        _, wm_seconds = time_step(wm_step, batches, steps, device)
+        torch.manual_seed(0)
+        agent = Agent(WorldModel(cfg.world_model).to(device), cfg, device)
+        _, ft_seconds = time_step(agent.update, batches, steps, device)
+        f = cfg.finetune
+        print(f"  {name:6s} world model {wm_seconds:7.3f} s/step   fine-tuning update {ft_seconds:7.3f} s/step   "
+              f"ratio {ft_seconds / wm_seconds:5.2f}x   (actor-critic share {1 - wm_seconds / ft_seconds:4.0%}; "
+              f"horizon {f.horizon}, units {f.units}; {steps} steps)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

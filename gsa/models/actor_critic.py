@@ -1,0 +1,246 @@
+"""Reward head and actor-critic in imagination (SPEC §5.4–5.5; paper Eq. 2–4; DreamerV3).
+
+    ac = ActorCritic(wm.rssm.feat_size, wm_cfg.action_size, cfg.finetune)
+    actor_opt, critic_opt = make_optimizers(ac, cfg.finetune.ac_optim)
+    _, _, post, _ = wm.loss(batch)
+    reward_loss, actor_loss, critic_loss, metrics = ac.loss(wm, post, batch["action_mask"], batch["reward"], online)
+    (reward_loss + actor_loss + critic_loss).backward()   # each loss reaches only its own module's parameters
+    actor_opt.step(); critic_opt.step(); ac.update_slow(cfg.finetune.slow_critic_fraction)
+
+Time convention (DreamerV3): ``reward[t]`` of a sequence is the reward received on reaching observation t,
+so the reward head predicts it from s_t = [h_t, z_t], the state reached *after* the action. In imagination
+s_0 is a posterior state, a_t ~ π(s_t), s_{t+1} = img_step(s_t, a_t) and the reward of step t is r̂(s_{t+1}).
+
+Every loss is a mean of per-step terms with no host synchronisation, so the update can be compiled.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+
+import torch
+from torch import nn
+
+from gsa.config import FinetuneConfig, OptimConfig
+from gsa.models.distributions import TwoHot
+from gsa.models.nets import MLP
+from gsa.models.rssm import RSSM, State
+
+SLOW_REG = 1.0          # DreamerV3: critic regularised toward the slow critic's prediction, weight 1
+RETURN_DECAY = 0.99     # DreamerV3: EMA of the 5th/95th return percentiles (REINFORCE option)
+
+
+def head(inp: int, units: int, layers: int, out: int, zero_init: bool = False) -> nn.Sequential:
+    """`layers` × (Linear → LayerNorm → SiLU) of width `units`, then Linear to `out`. DreamerV3 initialises
+    the output layer of the reward head and critic at zero, so both start by predicting exactly 0."""
+    linear = nn.Linear(units, out)
+    if zero_init:
+        nn.init.zeros_(linear.weight)
+        nn.init.zeros_(linear.bias)
+    return nn.Sequential(MLP(inp, units, layers), linear)
+
+
+class RewardHead(nn.Module):
+    """r_ξ(s_t): symlog two-hot over `bins` bins in [−20, 20] (SPEC §5.4). Its inputs are not detached here:
+    :func:`reward_loss` detaches the posterior features, and imagination evaluates it with frozen weights."""
+
+    def __init__(self, feat_size: int, units: int, layers: int, bins: int):
+        super().__init__()
+        self.net = head(feat_size, units, layers, bins, zero_init=True)
+
+    def forward(self, feat: torch.Tensor) -> TwoHot:
+        return TwoHot(self.net(feat))                               # over (..., bins)
+
+
+def reward_loss(head: RewardHead, feat: torch.Tensor, reward: torch.Tensor, online: torch.Tensor) -> torch.Tensor:
+    """Two-hot NLL of reward (B, T) from detached features (B, T, F), averaged over the online rows (B,) only.
+
+    Retrieved rows (SPEC §5.3) contribute nothing: their targets are replaced by 0 and their terms weighted
+    by 0, so their rewards reach neither the loss nor the gradient. No online row → 0 (zero gradient)."""
+    keep = online[:, None].expand_as(reward)                        # (B, T) bool
+    nll = head(feat.detach()).loss(torch.where(keep, reward, torch.zeros_like(reward)))  # (B, T)
+    weight = keep.to(nll.dtype)
+    return (nll * weight).sum() / weight.sum().clamp(min=1)
+
+
+class ActionDist:
+    """DreamerV3's bounded normal, the "tanh-squashed/truncated normal" of SPEC §5.5.
+
+    N(mean, std) per dim with mean = tanh(raw) and std = min_std + (max_std − min_std)·σ(raw_std + 2);
+    samples are reparameterised and clipped to [−1, 1] with a straight-through gradient (the clip is the
+    truncation). log_prob and entropy sum over the real dims of `mask` (..., A) only; sampled and mean
+    actions are multiplied by the mask, so padded dims are exactly 0 (SPEC §4).
+    """
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, mask: torch.Tensor):
+        self.mean, self.std, self.mask = mean, std, mask            # (..., A)
+
+    def sample(self) -> torch.Tensor:
+        x = self.mean + self.std * torch.randn_like(self.mean)
+        x = x + (x.clamp(-1, 1) - x).detach()                       # clip forward, identity backward
+        return x * self.mask
+
+    def mode(self) -> torch.Tensor:
+        return self.mean * self.mask
+
+    def log_prob(self, action: torch.Tensor) -> torch.Tensor:
+        z = (action - self.mean) / self.std
+        log_prob = -0.5 * z.square() - self.std.log() - 0.5 * math.log(2 * math.pi)
+        return (log_prob * self.mask).sum(-1)                       # (...)
+
+    def entropy(self) -> torch.Tensor:
+        return ((0.5 * math.log(2 * math.pi * math.e) + self.std.log()) * self.mask).sum(-1)  # (...)
+
+
+class Actor(nn.Module):
+    """π_φ(a | s): MLP → mean and std for each of the A_max action dims (SPEC §5.5)."""
+
+    def __init__(self, feat_size: int, action_size: int, units: int, layers: int,
+                 min_std: float = 0.1, max_std: float = 1.0):
+        super().__init__()
+        self.net = head(feat_size, units, layers, 2 * action_size)
+        self.min_std, self.max_std = min_std, max_std
+
+    def forward(self, feat: torch.Tensor, action_mask: torch.Tensor) -> ActionDist:
+        mean, std = self.net(feat).float().chunk(2, -1)             # (..., A) each
+        std = self.min_std + (self.max_std - self.min_std) * torch.sigmoid(std + 2)
+        return ActionDist(torch.tanh(mean), std, action_mask.float())
+
+
+class Critic(nn.Module):
+    """v_ψ(s): two-hot distribution over the λ-return (paper Eq. 3)."""
+
+    def __init__(self, feat_size: int, units: int, layers: int, bins: int):
+        super().__init__()
+        self.net = head(feat_size, units, layers, bins, zero_init=True)
+
+    def forward(self, feat: torch.Tensor) -> TwoHot:
+        return TwoHot(self.net(feat))
+
+
+def lambda_returns(reward: torch.Tensor, value: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
+    """Paper Eq. 2: R_t = r_t + γ((1 − λ)·v_{t+1} + λ·R_{t+1}), R_H = v_H. No continue head (SPEC §5.5).
+
+    reward (H, N): reward[t] = r̂(s_{t+1}), received on the step s_t → s_{t+1}; value (H+1, N): v(s_t).
+    Returns R_0 … R_{H−1}, (H, N), the targets for states s_0 … s_{H−1}.
+    """
+    returns = [value[-1]]                                           # R_H
+    for t in reversed(range(reward.shape[0])):
+        returns.append(reward[t] + gamma * ((1 - lam) * value[t + 1] + lam * returns[-1]))
+    return torch.stack(returns[:0:-1])                              # (H, N), R_0 first
+
+
+def imagine(rssm: RSSM, actor: Actor, start: State, action_mask: torch.Tensor,
+            horizon: int) -> tuple[State, torch.Tensor]:
+    """Roll π in the prior from start states (N, ...) → states (H+1, N, ...) (start first) and actions (H, N, A).
+
+    The actor sees detached features (DreamerV2), so with dynamics backprop the gradient reaches the actor
+    only through its actions' effect on later states, rewards and values."""
+    states, actions = [start], []
+    for _ in range(horizon):
+        action = actor(rssm.feat(states[-1]).detach(), action_mask).sample()  # (N, A)
+        states.append(rssm.img_step(states[-1], action))
+        actions.append(action)
+    return {k: torch.stack([s[k] for s in states]) for k in start}, torch.stack(actions)
+
+
+def frozen(module: nn.Module, *args):
+    """module(*args) with its parameters detached: gradients reach the inputs but not the module."""
+    params = {name: p.detach() for name, p in module.named_parameters()}
+    return torch.func.functional_call(module, params, args)
+
+
+class ActorCritic(nn.Module):
+    """Reward head, actor, critic and slow critic of GSA fine-tuning (SPEC §5.4–5.5)."""
+
+    def __init__(self, feat_size: int, action_size: int, cfg: FinetuneConfig):
+        super().__init__()
+        if cfg.actor_grad not in ("dynamics", "reinforce"):
+            raise ValueError(f"unknown actor_grad {cfg.actor_grad!r}; choose 'dynamics' or 'reinforce'")
+        self.cfg = cfg
+        self.reward = RewardHead(feat_size, cfg.units, cfg.reward_layers, cfg.bins)
+        self.actor = Actor(feat_size, action_size, cfg.units, cfg.actor_layers, cfg.min_std, cfg.max_std)
+        self.critic = Critic(feat_size, cfg.units, cfg.actor_layers, cfg.bins)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.register_buffer("return_range", torch.zeros(2))       # EMA of the 5th, 95th return percentiles
+
+    @torch.no_grad()
+    def update_slow(self, fraction: float) -> None:
+        """θ_slow ← (1 − f)·θ_slow + f·θ (SPEC §5.5: f = 0.02 every update)."""
+        for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters()):
+            slow.lerp_(fast, fraction)
+
+    def return_scale(self, returns: torch.Tensor) -> torch.Tensor:
+        """DreamerV3 return normalisation: update the EMA of the 5th/95th percentiles of the returns and give
+        max(1, P95 − P5), so advantages are scaled down when returns are large and never scaled up."""
+        q = torch.quantile(returns.detach().float().flatten(), returns.new_tensor([0.05, 0.95], dtype=torch.float))
+        self.return_range.lerp_(q, 1 - RETURN_DECAY)
+        low, high = self.return_range
+        return (high - low).clamp(min=1.0)
+
+    def loss(self, world_model, post: State, action_mask: torch.Tensor, reward: torch.Tensor, online: torch.Tensor):
+        """→ (reward loss, actor loss, critic loss, metrics) for posterior states (B, T, ...) of a batch.
+
+        action_mask (B, A) float, reward (B, T), online (B,) bool. Imagination starts from all B·T posterior
+        states (SPEC §5.5). The λ-returns use rewards of the (frozen) reward head and values of the slow
+        critic; with ``actor_grad="dynamics"`` (paper Eq. 4) the actor maximises them by back-propagating
+        through the imagined dynamics, so the world model's parameters receive gradients too: the caller
+        steps only the actor optimiser with them (the world-model optimiser zeroes them before its next step).
+        """
+        cfg, rssm = self.cfg, world_model.rssm
+        post = {k: v.detach() for k, v in post.items()}
+        rew_loss = reward_loss(self.reward, rssm.feat(post), reward, online)
+        B, T = reward.shape
+        start = {k: v.flatten(0, 1) for k, v in post.items()}     # (N, ...), N = B·T
+        mask = action_mask[:, None].expand(B, T, -1).flatten(0, 1)  # (N, A)
+        with torch.no_grad() if cfg.actor_grad == "reinforce" else contextlib.nullcontext():
+            states, actions = imagine(rssm, self.actor, start, mask, cfg.horizon)
+            feat = rssm.feat(states)                                # (H+1, N, F)
+            imag_reward = frozen(self.reward, feat[1:]).mean()      # (H, N)
+            slow_value = self.slow_critic(feat).mean()              # (H+1, N)
+            returns = lambda_returns(imag_reward, slow_value, cfg.gamma, cfg.lam)  # (H, N)
+
+        value_dist = self.critic(feat[:-1].detach())                # two-hot over (H, N)
+        critic_loss = (value_dist.loss(returns.detach())
+                       + SLOW_REG * value_dist.loss(slow_value[:-1].detach())).mean()
+        value = value_dist.mean().detach()                          # (H, N)
+        actor_loss, metrics = self._actor_loss(feat[:-1].detach(), actions, mask, returns, value)
+        metrics.update(imag_return=returns.mean(), imag_reward=imag_reward.mean(), value=value.mean())
+        return rew_loss, actor_loss, critic_loss, {k: v.detach() for k, v in metrics.items()}
+
+    def _actor_loss(self, feat, actions, mask, returns, value) -> tuple[torch.Tensor, dict]:
+        """−(objective + η·entropy), averaged over the imagined states s_0 … s_{H−1}: feat (H, N, F),
+        actions (H, N, A), returns and critic values (H, N). The objective is the λ-return itself (dynamics
+        backprop, paper Eq. 4) or REINFORCE with percentile-normalised advantages (R − v) / max(1, P95 − P5)."""
+        cfg = self.cfg
+        dist = self.actor(feat, mask)                               # (H, N, A)
+        entropy = dist.entropy()                                    # (H, N)
+        metrics = {"actor_entropy": entropy.mean(), "actor_std": (dist.std * mask).sum() / (mask.sum() * len(feat))}
+        if cfg.actor_grad == "dynamics":
+            objective = returns
+        else:
+            metrics["return_scale"] = scale = self.return_scale(returns)
+            objective = dist.log_prob(actions.detach()) * ((returns - value) / scale).detach()
+        return -(objective + cfg.entropy * entropy).mean(), metrics
+
+    @torch.no_grad()
+    def act(self, world_model, state: State | None, obs: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor,
+            action_mask: torch.Tensor, sample: bool = True) -> tuple[torch.Tensor, State]:
+        """One env step of π_RL: filter observation (1, ...) given the previously executed action (1, A)
+        (``state=None`` or ``is_first`` (1,) starts an episode), then act. Returns the padded action (1, A),
+        padded dims exactly 0, sampled or the mean (evaluation), and the new posterior state."""
+        rssm = world_model.rssm
+        state = rssm.initial(obs.shape[0]) if state is None else state
+        state, _ = rssm.obs_step(state, action * action_mask, world_model.encoder(obs), is_first)
+        dist = self.actor(rssm.feat(state), action_mask)
+        return (dist.sample() if sample else dist.mode()), state
+
+
+def make_optimizers(ac: ActorCritic, cfg: OptimConfig) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Adam for the actor, and Adam for critic + reward head, both with ``ac_optim`` (SPEC §5.5: lr 8e-5,
+    eps 1e-5; gradient-norm clip ``cfg.grad_clip`` = 100 is applied by the caller). Choice: the reward head
+    joins the critic's optimiser (lr 8e-5) instead of the world model's (DreamerV3 trains it with the world
+    model, lr 1e-4), so the world-model optimiser holds exactly the pre-trained model's parameters."""
+    adam = lambda params: torch.optim.Adam(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    return adam(ac.actor.parameters()), adam([*ac.critic.parameters(), *ac.reward.parameters()])

@@ -1,0 +1,107 @@
+"""GSA fine-tuning: method switches, retrieval, resume after a kill."""
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gsa.train.finetune as ft
+from gsa.config import set_field
+from gsa.train.finetune import finetune, load_results, retrieve, run_paths, with_method
+from gsa.train.pretrain import load_world_model, pretrain
+
+TASK = "mw-reach"  # 100 agent steps per episode: the shortest episodes
+FINETUNE = {"finetune.frames": 800, "finetune.warmup_frames": 200, "finetune.eval_every": 400,
+            "finetune.eval_episodes": 1, "finetune.batch_size": 4, "finetune.seq_len": 16,
+            "finetune.train_ratio": 16, "finetune.bc_steps": 20, "finetune.bc_batch_size": 8,
+            "finetune.retrieval_k": 2, "finetune.checkpoint_every": 400, "finetune.units": 32,
+            "finetune.guidance_schedule": "linear(1,0,400)"}
+
+
+def pretrained(smoke_data, root, obs: str):
+    cfg = copy.deepcopy(smoke_data)
+    for key, value in {**FINETUNE, "pretrain.steps": 20, "pretrain.seq_len": 16, "world_model.obs": obs}.items():
+        set_field(cfg, key, value)
+    return cfg, pretrain(cfg, out=root / f"wm-{obs}", progress=False)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, monkeypatch_module):
+    root = tmp_path_factory.mktemp("finetune")
+    monkeypatch_module.setenv("GSA_RESULTS_DIR", str(root / "results"))
+    monkeypatch_module.setenv("GSA_ROOT", str(root))  # checkpoints/runs/... go under the temp dir
+    return root
+
+
+@pytest.fixture(scope="module")
+def setup(smoke_data, root):
+    """Pixel mode, as in the paper."""
+    return pretrained(smoke_data, root, "pixels")
+
+
+@pytest.fixture(scope="module")
+def state_setup(smoke_data, root):
+    """State mode: no rendering, so the longer runs stay fast."""
+    return pretrained(smoke_data, root, "state")
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_dreamerv3_opens_no_database_and_trains_no_prior(setup, monkeypatch):
+    cfg, wm_path = setup
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("DreamerV3 must not retrieve or train a BC prior")
+
+    monkeypatch.setattr(ft, "retrieve", forbidden)
+    monkeypatch.setattr(ft, "train_prior", forbidden)
+    monkeypatch.setattr(ft, "load_world_model", forbidden)
+    run = finetune(cfg, TASK, "dreamerv3", world_model=wm_path, experiment="switches", progress=False)
+    evals = pd.read_csv(run / "eval.csv")
+    assert evals["frame"].tolist() == [400, 800]
+    assert set(evals["score"]) <= {0.0, 100.0}  # Meta-World: success × 100
+    train = pd.read_csv(run / "train.csv")
+    assert not train["guided"].any() and train["updates"].iloc[-1] == (800 - 200) // 2 // 4
+    assert not list(wm_path.parent.glob("retrieval-*.npz")), "no retrieval database may be built"
+
+
+def test_retrieval_returns_the_task_embodiment(setup):
+    cfg, wm_path = setup
+    wm, _, _ = load_world_model(wm_path)
+    for task, embodiment in (("mw-reach", "sawyer"), ("dmc-cartpole-balance", "cartpole")):
+        subset, info = retrieve(cfg, task, wm, wm_path, None, "cpu")
+        assert set(subset.manifest["embodiment"]) == {embodiment} and len(subset) == 2
+        assert info["embodiment_precision"] == 1.0
+    assert info["precision_at_k"] is None  # DMC data has no task labels
+    assert retrieve(cfg, "mw-reach", wm, wm_path, None, "cpu")[1]["precision_at_k"] == 1.0
+
+
+def test_killed_gsa_run_resumes_like_an_uninterrupted_one(state_setup):
+    cfg, wm_path = state_setup
+    straight = finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="straight", progress=False)
+    finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="killed", progress=False, stop_at=400)
+    killed_run, killed_ckpt = run_paths(with_method(cfg, "gsa"), TASK, "gsa", "killed")
+    assert killed_ckpt.exists() and pd.read_csv(killed_run / "train.csv")["frame"].max() == 400
+    resumed = finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="killed", progress=False)
+    a, b = pd.read_csv(straight / "train.csv"), pd.read_csv(resumed / "train.csv")
+    assert a["frame"].tolist() == b["frame"].tolist() == [200, 400, 600, 800]
+    assert a["guided"].iloc[0] and a["prior_steps"].iloc[0] == 100  # warm-up episodes: π_bc acts throughout
+    numeric = a.select_dtypes("number").columns.drop("fps")
+    np.testing.assert_allclose(b[numeric].to_numpy(float), a[numeric].to_numpy(float), rtol=1e-4, atol=1e-6)
+    pd.testing.assert_frame_equal(pd.read_csv(straight / "eval.csv"), pd.read_csv(resumed / "eval.csv"))
+    results = load_results("killed")
+    assert set(results["method"]) == {"gsa"} and results["frame"].tolist() == [400, 800]
+    # a finished run is skipped
+    assert finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="killed", progress=False) == resumed
+
+
+def test_unknown_method_and_missing_world_model(setup, tmp_path):
+    cfg, _ = setup
+    with pytest.raises(ValueError, match="unknown method"):
+        finetune(cfg, TASK, "p+g")
+    with pytest.raises(FileNotFoundError, match="gsa pretrain"):
+        finetune(cfg, TASK, "p", world_model=tmp_path / "missing.pt", experiment="missing", progress=False)
