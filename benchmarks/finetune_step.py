@@ -12,14 +12,16 @@ defaults of ``runtime`` on CPU), batch 16 × 64 for both rather than the smoke p
 from __future__ import annotations
 
 import argparse
+import os
 
-import torch
+# benchmarks/wm_step.py, imported first: it sets OMP_WAIT_POLICY before torch loads
+from wm_step import B, DEFAULT_STEPS, PRESETS, T, load_note, synthetic_batch, time_step, world_model_step
+
+import torch  # noqa: E402
 
 from gsa.config import preset
 from gsa.models.world_model import WorldModel
 from gsa.train.finetune import Agent
-from wm_step import (B, DEFAULT_STEPS, PRESETS, T, load_note, synthetic_batch, time_step,  # benchmarks/
-                     world_model_step)
 
 OFFLINE_ROWS = 4  # SPEC §5.3: offline share 0.25 of 16
 
@@ -43,7 +45,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"fine-tuning update vs world-model step, batch {B} x {T} pixels ({OFFLINE_ROWS} retrieved rows), "
-          f"{device}, {args.threads} threads, eager; {load_note()}")
+          f"{device}, {args.threads} threads (OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}), eager; {load_note()}")
     for name in args.presets:
         steps = args.steps or DEFAULT_STEPS[name]
         cfg = preset(PRESETS[name])

@@ -4,8 +4,11 @@
     actor_opt, critic_opt = make_optimizers(ac, cfg.finetune.ac_optim)
     _, _, post, _ = wm.loss(batch)
     reward_loss, actor_loss, critic_loss, metrics = ac.loss(wm, post, batch["action_mask"], batch["reward"], online)
-    (reward_loss + actor_loss + critic_loss).backward()   # each loss reaches only its own module's parameters
+    (reward_loss + actor_loss + critic_loss).backward()   # each loss reaches only its own head's parameters
     actor_opt.step(); critic_opt.step(); ac.update_slow(cfg.finetune.slow_critic_fraction)
+
+(The actor loss also leaves gradients on the world model, through the imagined dynamics; no optimiser here
+steps them, and the world-model optimiser zeroes them before its next step.)
 
 Time convention (DreamerV3): ``reward[t]`` of a sequence is the reward received on reaching observation t,
 so the reward head predicts it from s_t = [h_t, z_t], the state reached *after* the action. In imagination
@@ -31,7 +34,7 @@ SLOW_REG = 1.0          # DreamerV3: critic regularised toward the slow critic's
 RETURN_DECAY = 0.99     # DreamerV3: EMA of the 5th/95th return percentiles (REINFORCE option)
 
 
-def head(inp: int, units: int, layers: int, out: int, zero_init: bool = False) -> nn.Sequential:
+def mlp_head(inp: int, units: int, layers: int, out: int, zero_init: bool = False) -> nn.Sequential:
     """`layers` × (Linear → LayerNorm → SiLU) of width `units`, then Linear to `out`. DreamerV3 initialises
     the output layer of the reward head and critic at zero, so both start by predicting exactly 0."""
     linear = nn.Linear(units, out)
@@ -47,7 +50,7 @@ class RewardHead(nn.Module):
 
     def __init__(self, feat_size: int, units: int, layers: int, bins: int):
         super().__init__()
-        self.net = head(feat_size, units, layers, bins, zero_init=True)
+        self.net = mlp_head(feat_size, units, layers, bins, zero_init=True)
 
     def forward(self, feat: torch.Tensor) -> TwoHot:
         return TwoHot(self.net(feat))                               # over (..., bins)
@@ -99,7 +102,7 @@ class Actor(nn.Module):
     def __init__(self, feat_size: int, action_size: int, units: int, layers: int,
                  min_std: float = 0.1, max_std: float = 1.0):
         super().__init__()
-        self.net = head(feat_size, units, layers, 2 * action_size)
+        self.net = mlp_head(feat_size, units, layers, 2 * action_size)
         self.min_std, self.max_std = min_std, max_std
 
     def forward(self, feat: torch.Tensor, action_mask: torch.Tensor) -> ActionDist:
@@ -113,7 +116,7 @@ class Critic(nn.Module):
 
     def __init__(self, feat_size: int, units: int, layers: int, bins: int):
         super().__init__()
-        self.net = head(feat_size, units, layers, bins, zero_init=True)
+        self.net = mlp_head(feat_size, units, layers, bins, zero_init=True)
 
     def forward(self, feat: torch.Tensor) -> TwoHot:
         return TwoHot(self.net(feat))

@@ -1,0 +1,48 @@
+"""Learning checks (slow: `make test-slow`, tens of minutes on 2 cores; not in the default run).
+
+DreamerV3 from scratch and GSA from a world model pre-trained on smoke data, both in state mode with the
+tiny model, must reach a return of 700 on dmc-cartpole-balance within 50k frames (issue 5).
+"""
+import pandas as pd
+import pytest
+
+from gsa.config import preset
+from gsa.data.collect import collect
+from gsa.train.finetune import finetune
+from gsa.train.pretrain import pretrain
+
+FRAMES = 50_000
+TASK = "dmc-cartpole-balance"
+
+
+def config(root, **extra):
+    return preset("smoke", {
+        "data.root": str(root / "data"), "world_model.obs": "state", "pretrain.steps": 2_000,
+        "finetune.frames": FRAMES, "finetune.warmup_frames": 5_000, "finetune.train_ratio": 128,
+        "finetune.batch_size": 16, "finetune.seq_len": 64, "finetune.units": 256,
+        "finetune.eval_every": 5_000, "finetune.eval_episodes": 3, "finetune.checkpoint_every": 10_000,
+        "finetune.guidance_schedule": "linear(1,0,10000)", "finetune.bc_steps": 2_000, **extra})
+
+
+@pytest.fixture(scope="module")
+def env_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("learning")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GSA_ROOT", str(root))
+        patch.setenv("GSA_RESULTS_DIR", str(root / "results"))
+        yield root
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(4 * 3600)
+@pytest.mark.parametrize("method", ["dreamerv3", "gsa"])
+def test_cartpole_balance_from_state(env_root, method):
+    cfg = config(env_root)
+    world_model = None
+    if method == "gsa":
+        collect(cfg.data, progress=False)
+        world_model = pretrain(cfg, out=env_root / "wm", progress=False)
+    run = finetune(cfg, TASK, method, world_model=world_model, experiment="learning", progress=False)
+    evals = pd.read_csv(run / "eval.csv")
+    print(evals.to_string())
+    assert evals["episode_return"].max() >= 700, evals
