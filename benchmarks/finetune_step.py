@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 
-# benchmarks/wm_step.py, imported first: it sets OMP_WAIT_POLICY before torch loads
+# benchmarks/wm_step.py, imported first (it imports gsa, which sets OMP_WAIT_POLICY before torch loads)
 from wm_step import B, DEFAULT_STEPS, PRESETS, T, load_note, synthetic_batch, time_step, world_model_step
 
 import torch  # noqa: E402

@@ -15,13 +15,9 @@ import argparse
 import os
 import time
 
-# Set before torch loads OpenMP: on a 2-core machine shared with other jobs, spinning OpenMP threads wait on
-# preempted peers and a tiny step went from 1.7 s to 34 s; passive waiting keeps timings meaningful.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import gsa  # noqa: F401  (before torch: OMP_WAIT_POLICY=PASSIVE keeps timings meaningful on shared cores)
+import torch
 
-import torch  # noqa: E402
-
-import gsa  # noqa: F401
 from gsa.config import WorldModelConfig, preset
 from gsa.models.world_model import WorldModel
 from gsa.train.pretrain import make_optimizer, make_train_step, runtime

@@ -113,13 +113,6 @@ def test_padded_action_dims_are_exactly_zero_and_ignored():
     noisy = action.clone()
     noisy[:, REAL:] = torch.randn(64, A - REAL)
     torch.testing.assert_close(dist.log_prob(noisy), dist.log_prob(action))
-    # acting in the env: one posterior step, padded action, new state
-    wm = tiny_world_model()
-    ac = ActorCritic(wm.rssm.feat_size, A, finetune_cfg())
-    action, state = ac.act(wm, None, torch.randn(1, 6), torch.zeros(1, A), torch.tensor([True]), MASK[None])
-    assert action.shape == (1, A) and torch.all(action[:, REAL:] == 0)
-    action, state = ac.act(wm, state, torch.randn(1, 6), action, torch.tensor([False]), MASK[None], sample=False)
-    assert torch.all(action[:, REAL:] == 0) and state["deter"].shape == (1, wm.cfg.deter)
 
 
 def test_imagination_starts_from_every_posterior_state():

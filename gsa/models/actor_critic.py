@@ -227,18 +227,6 @@ class ActorCritic(nn.Module):
             objective = dist.log_prob(actions.detach()) * ((returns - value) / scale).detach()
         return -(objective + cfg.entropy * entropy).mean(), metrics
 
-    @torch.no_grad()
-    def act(self, world_model, state: State | None, obs: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor,
-            action_mask: torch.Tensor, sample: bool = True) -> tuple[torch.Tensor, State]:
-        """One env step of π_RL: filter observation (1, ...) given the previously executed action (1, A)
-        (``state=None`` or ``is_first`` (1,) starts an episode), then act. Returns the padded action (1, A),
-        padded dims exactly 0, sampled or the mean (evaluation), and the new posterior state."""
-        rssm = world_model.rssm
-        state = rssm.initial(obs.shape[0]) if state is None else state
-        state, _ = rssm.obs_step(state, action * action_mask, world_model.encoder(obs), is_first)
-        dist = self.actor(rssm.feat(state), action_mask)
-        return (dist.sample() if sample else dist.mode()), state
-
 
 def make_optimizers(ac: ActorCritic, cfg: OptimConfig) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
     """Adam for the actor, and Adam for critic + reward head, both with ``ac_optim`` (SPEC §5.5: lr 8e-5,
