@@ -31,7 +31,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from gsa.config import DataConfig
-from gsa.data.episodes import NCRL_NAME, atomic_write, save_episode, sha256, write_manifest
+from gsa.data.episodes import NCRL_NAME, atomic_write, read_manifest, save_episode, sha256, write_manifest
 from gsa.envs.registry import DMC_TASKS, EMBODIMENTS, get_spec
 from gsa.paths import resolve
 
@@ -237,8 +237,6 @@ def collect(cfg: DataConfig, progress: bool = True, save_every: int = 20) -> pd.
                 _save(root, todo, manifest, analysis)
     bar.close()
     _save(root, todo, manifest, analysis)
-    from gsa.data.episodes import read_manifest
-
     return read_manifest(root)
 
 

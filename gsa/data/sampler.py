@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from gsa.data.store import EMBODIMENT_IDS
 from gsa.envs.registry import EMBODIMENTS
 from gsa.envs.wrappers import mask
-
-from gsa.data.store import EMBODIMENT_IDS
 
 
 class Replay:
@@ -46,10 +45,6 @@ class Replay:
     @property
     def lengths(self) -> np.ndarray:
         return np.array([len(e["action"]) for e in self.episodes], np.int64)
-
-    @property
-    def frames(self) -> int:
-        return int(self.lengths.sum()) if self.episodes else 0
 
     def embodiment_of(self, episode: int) -> int:
         return self.embodiment_id

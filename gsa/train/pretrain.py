@@ -44,7 +44,7 @@ def runtime(compile_: bool | None, bf16: bool | None, device: torch.device) -> t
 
 
 def make_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """Adam with decoupled-free L2 weight decay as in the paper's table (lr 1e-4, eps 1e-5, wd 1e-6)."""
+    """Adam with L2 weight decay, the paper's table (lr 1e-4, eps 1e-5, weight decay 1e-6)."""
     return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay)
 
 
