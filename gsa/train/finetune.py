@@ -72,7 +72,7 @@ class Agent:
         self.ac = ActorCritic(wm.rssm.feat_size, cfg.world_model.action_size, f).to(device)
         self.wm_opt = make_optimizer(wm.parameters(), cfg.pretrain.optim)
         self.actor_opt, self.critic_opt = make_optimizers(self.ac, f.ac_optim)
-        self.compile, self.bf16 = runtime(cfg.pretrain.compile, cfg.pretrain.bf16, device)
+        _, self.bf16 = runtime(cfg.pretrain.compile, cfg.pretrain.bf16, device)  # compile: not applied here yet
         self.state, self.prev_action = None, None
 
     def reset(self) -> None:
@@ -158,10 +158,11 @@ def retrieve(cfg: Config, task: str, wm: WorldModel, wm_path: Path, dataset_root
     resets = np.stack([env.reset(seed=cfg.finetune.seed + 20_000 + i)[0] for i in range(5)])
     env.close()
     ids = db.retrieve(lambda: encode(resets), spec.domain, cfg.finetune.retrieval_k)
+    retrieved = dataset.subset(ids)
     info = {"k": len(ids), "embodiment": spec.domain,
             "precision_at_k": db.precision_at_k(ids, task) if spec.benchmark == "metaworld" else None,
-            "embodiment_precision": float(np.mean([e == spec.domain for e in dataset.subset(ids).manifest["embodiment"]]))}
-    return dataset.subset(ids), info
+            "embodiment_precision": float(np.mean(retrieved.manifest["embodiment"] == spec.domain))}
+    return retrieved, info
 
 
 def train_prior(cfg: Config, retrieved, progress: bool) -> BCPolicy:
