@@ -148,10 +148,17 @@ def imagine(rssm: RSSM, actor: Actor, start: State, action_mask: torch.Tensor,
     return {k: torch.stack([s[k] for s in states]) for k in start}, torch.stack(actions)
 
 
-def frozen(module: nn.Module, *args):
-    """module(*args) with its parameters detached: gradients reach the inputs but not the module."""
-    params = {name: p.detach() for name, p in module.named_parameters()}
-    return torch.func.functional_call(module, params, args)
+@contextlib.contextmanager
+def frozen(*modules: nn.Module):
+    """Build the graph without the modules' parameters: gradients reach their inputs, not their weights."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 class ActorCritic(nn.Module):
@@ -188,8 +195,8 @@ class ActorCritic(nn.Module):
         action_mask (B, A) float, reward (B, T), online (B,) bool. Imagination starts from all B·T posterior
         states (SPEC §5.5). The λ-returns use rewards of the (frozen) reward head and values of the slow
         critic; with ``actor_grad="dynamics"`` (paper Eq. 4) the actor maximises them by back-propagating
-        through the imagined dynamics, so the world model's parameters receive gradients too: the caller
-        steps only the actor optimiser with them (the world-model optimiser zeroes them before its next step).
+        through the imagined dynamics and the reward head, whose weights are frozen while imagining (no
+        gradient is computed for them).
         """
         cfg, rssm = self.cfg, world_model.rssm
         post = {k: v.detach() for k, v in post.items()}
@@ -197,10 +204,10 @@ class ActorCritic(nn.Module):
         B, T = reward.shape
         start = {k: v.flatten(0, 1) for k, v in post.items()}     # (N, ...), N = B·T
         mask = action_mask[:, None].expand(B, T, -1).flatten(0, 1)  # (N, A)
-        with torch.no_grad() if cfg.actor_grad == "reinforce" else contextlib.nullcontext():
+        with torch.no_grad() if cfg.actor_grad == "reinforce" else frozen(rssm, self.reward):
             states, actions = imagine(rssm, self.actor, start, mask, cfg.horizon)
             feat = rssm.feat(states)                                # (H+1, N, F)
-            imag_reward = frozen(self.reward, feat[1:]).mean()      # (H, N)
+            imag_reward = self.reward(feat[1:]).mean()              # (H, N)
             slow_value = self.slow_critic(feat).mean()              # (H+1, N)
             returns = lambda_returns(imag_reward, slow_value, cfg.gamma, cfg.lam)  # (H, N)
 

@@ -34,7 +34,8 @@ from gsa.paths import resolve, results_dir
 from gsa.retrieval import RetrievalDatabase, build_database
 from gsa.train import checkpoint
 from gsa.train.logger import CSVLogger
-from gsa.train.pretrain import default_out, load_world_model, make_optimizer, open_dataset, runtime, to_torch
+from gsa.train.pretrain import (default_out, load_world_model, make_optimizer, make_train_step, open_dataset,
+                                runtime, to_torch)
 
 METHODS = {  # paper Fig. 6: components added one by one
     "dreamerv3": dict(pretrained=False, rehearsal=False, guidance=False),
@@ -72,7 +73,8 @@ class Agent:
         self.ac = ActorCritic(wm.rssm.feat_size, cfg.world_model.action_size, f).to(device)
         self.wm_opt = make_optimizer(wm.parameters(), cfg.pretrain.optim)
         self.actor_opt, self.critic_opt = make_optimizers(self.ac, f.ac_optim)
-        _, self.bf16 = runtime(cfg.pretrain.compile, cfg.pretrain.bf16, device)  # compile: not applied here yet
+        compile_, self.bf16 = runtime(cfg.pretrain.compile, cfg.pretrain.bf16, device)
+        self.wm_step = make_train_step(wm, self.wm_opt, cfg.pretrain.optim.grad_clip, compile_, self.bf16, device)
         self.state, self.prev_action = None, None
 
     def reset(self) -> None:
@@ -99,14 +101,9 @@ class Agent:
     def update(self, batch: dict) -> dict[str, torch.Tensor]:
         """World model on every row (Eq. 1), reward head on online rows only, actor-critic in imagination
         from every posterior state (SPEC §5.1, 5.3–5.5). Returns detached metrics (no host sync)."""
-        f, clip = self.cfg.finetune, self.cfg.pretrain.optim.grad_clip
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            wm_loss, metrics, post, _ = self.wm.loss(batch)
-        self.wm_opt.zero_grad(set_to_none=True)
-        wm_loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.wm.parameters(), clip)
-        self.wm_opt.step()
-        post = {k: v.detach() for k, v in post.items()}
+        f = self.cfg.finetune
+        metrics, post = self.wm_step(batch)
+        metrics["wm_loss"] = metrics.pop("loss")
         online = batch["source"] == 0
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             reward_loss, actor_loss, critic_loss, ac_metrics = self.ac.loss(
@@ -119,7 +116,7 @@ class Agent:
         self.actor_opt.step()
         self.critic_opt.step()
         self.ac.update_slow(f.slow_critic_fraction)
-        return {"wm_loss": wm_loss.detach(), **metrics, "reward_loss": reward_loss.detach(),
+        return {**metrics, "reward_loss": reward_loss.detach(),
                 "actor_loss": actor_loss.detach(), "critic_loss": critic_loss.detach(), **ac_metrics}
 
     def state_dict(self) -> dict:

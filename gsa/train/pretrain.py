@@ -83,18 +83,19 @@ class BatchLoader:
 
 
 def make_train_step(model: torch.nn.Module, optimizer, grad_clip: float, compile_: bool, bf16: bool, device):
-    """One Eq. 1 update; returns detached metric tensors (no ``.item()``: no host sync)."""
+    """One Eq. 1 update → (detached metric tensors, detached posterior states (B, T, ...)); no ``.item()``, so
+    no host sync. Pre-training and fine-tuning (``Agent.update``) share it."""
     loss_fn = torch.compile(model) if compile_ else model  # model(batch) == WorldModel.loss(batch)
     params = [p for p in model.parameters() if p.requires_grad]
 
-    def step(batch: dict) -> dict[str, torch.Tensor]:
+    def step(batch: dict) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss, metrics, _, _ = loss_fn(batch)
+            loss, metrics, post, _ = loss_fn(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, grad_clip)
         optimizer.step()
-        return {"loss": loss.detach(), **metrics}
+        return {"loss": loss.detach(), **metrics}, {k: v.detach() for k, v in post.items()}
 
     return step
 
@@ -172,7 +173,7 @@ def pretrain(cfg: Config, root: str | Path | None = None, out: str | Path | None
     model.train()
     try:
         while step < end:
-            metrics = train_step(next(loader))
+            metrics, _ = train_step(next(loader))
             totals = metrics if totals is None else {k: totals[k] + v for k, v in metrics.items()}
             step, window = step + 1, window + 1
             bar.update()
