@@ -86,6 +86,9 @@ def test_killed_gsa_run_resumes_like_an_uninterrupted_one(state_setup):
     finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="killed", progress=False, stop_at=400)
     killed_run, killed_ckpt = run_paths(with_method(cfg, "gsa"), TASK, "gsa", "killed")
     assert killed_ckpt.exists() and pd.read_csv(killed_run / "train.csv")["frame"].max() == 400
+    for name, frame in (("train.csv", 600), ("eval.csv", 800)):  # rows logged after the checkpoint, then the kill
+        logged = pd.read_csv(killed_run / name)
+        pd.concat([logged, logged.tail(1).assign(frame=frame, episode_return=-1.0)]).to_csv(killed_run / name, index=False)
     resumed = finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="killed", progress=False)
     a, b = pd.read_csv(straight / "train.csv"), pd.read_csv(resumed / "train.csv")
     assert a["frame"].tolist() == b["frame"].tolist() == [200, 400, 600, 800]
