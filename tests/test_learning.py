@@ -19,7 +19,7 @@ def config(root, **extra):
     return preset("smoke", {
         "data.root": str(root / "data"), "world_model.obs": "state", "pretrain.steps": 2_000,
         "finetune.frames": FRAMES, "finetune.warmup_frames": 5_000, "finetune.train_ratio": 128,
-        "finetune.batch_size": 16, "finetune.seq_len": 64, "finetune.units": 128, "finetune.ac_optim.lr": 2e-4,
+        "finetune.batch_size": 16, "finetune.seq_len": 32, "finetune.units": 128, "finetune.ac_optim.lr": 3e-4,
         "finetune.eval_every": 5_000, "finetune.eval_episodes": 3, "finetune.checkpoint_every": 10_000,
         "finetune.guidance_schedule": "linear(1,0,10000)", "finetune.bc_steps": 2_000, **extra})
 
