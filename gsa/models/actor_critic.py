@@ -7,8 +7,8 @@
     (reward_loss + actor_loss + critic_loss).backward()   # each loss reaches only its own head's parameters
     actor_opt.step(); critic_opt.step(); ac.update_slow(cfg.finetune.slow_critic_fraction)
 
-(The actor loss also leaves gradients on the world model, through the imagined dynamics; no optimiser here
-steps them, and the world-model optimiser zeroes them before its next step.)
+(The actor's gradient flows through the imagined dynamics and the reward head, whose weights are frozen
+while imagining: the world model gets no gradient from the actor-critic.)
 
 Time convention (DreamerV3): ``reward[t]`` of a sequence is the reward received on reaching observation t,
 so the reward head predicts it from s_t = [h_t, z_t], the state reached *after* the action. In imagination
