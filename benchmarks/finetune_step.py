@@ -4,10 +4,12 @@ A fine-tuning update (``Agent.update`` of ``gsa/train/finetune.py``, SPEC §5) i
 (paper Eq. 1) + the reward head on the online rows + actor-critic imagination (horizon 16 from all
 16 × 64 posterior states) and its update. The reference is the pre-training step (``make_train_step``) on
 the same random batches (16 × 64 pixels, 4 retrieved rows). Presets: ``tiny`` = ``preset("smoke")`` (its
-actor-critic has 64 units), ``small`` = ``preset("cpu")`` (512 units, as in the paper); both eager (the
-defaults of ``runtime`` on CPU), batch 16 × 64 for both rather than the smoke preset's 8 × 32.
+actor-critic has 64 units), ``small`` = ``preset("cpu")`` (512 units, as in the paper), and on CUDA ``paper``;
+batch 16 × 64 for all rather than the smoke preset's 8 × 32. Eager fp32 on CPU; on CUDA bf16 autocast and
+compile mode ``step`` (``runtime``; ``--compile graph`` for the training default, minutes of compile), the
+same on both sides of the ratio.
 
-    python benchmarks/finetune_step.py [--presets tiny small] [--steps N] [--device cpu]
+    python benchmarks/finetune_step.py [--presets tiny small paper] [--steps N] [--compile off|step|graph] [--device cpu]
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import torch  # noqa: E402
 from gsa.config import preset
 from gsa.models.world_model import WorldModel
 from gsa.train.finetune import Agent
+from gsa.train.pretrain import runtime
 
 OFFLINE_ROWS = 4  # SPEC §5.3: offline share 0.25 of 16
 
@@ -37,20 +40,27 @@ def finetune_batch(cfg, device: torch.device, seed: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", choices=["tiny", "small"], default=["tiny", "small"])
+    parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=None,
+                        help="default: tiny small (+ paper on CUDA)")
     parser.add_argument("--steps", type=int, default=None, help=f"timed steps per run (default {DEFAULT_STEPS})")
+    parser.add_argument("--compile", choices=["off", "step", "graph"], default=None,
+                        help="compile mode (default: step on CUDA, off on CPU)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    names = args.presets or (["tiny", "small"] + (["paper"] if device.type == "cuda" else []))
+    compile_, bf16 = runtime(args.compile or ("step" if device.type == "cuda" else "off"), None, device)
     print(f"fine-tuning update vs world-model step, batch {B} x {T} pixels ({OFFLINE_ROWS} retrieved rows), "
-          f"{device}, {args.threads} threads (OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}), eager; {load_note()}")
-    for name in args.presets:
+          f"{device}, {args.threads} threads (OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}), "
+          f"compile {compile_}, bf16={bf16}; {load_note()}")
+    for name in names:
         steps = args.steps or DEFAULT_STEPS[name]
         cfg = preset(PRESETS[name])
+        cfg.pretrain.compile = compile_
         batches = [finetune_batch(cfg, device, seed) for seed in range(2)]
-        wm_step, _, _ = world_model_step(name, False, device)
+        wm_step, _, _ = world_model_step(name, compile_, device)
         _, wm_seconds = time_step(wm_step, batches, steps, device)
         torch.manual_seed(0)
         agent = Agent(WorldModel(cfg.world_model).to(device), cfg, device)

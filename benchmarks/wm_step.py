@@ -25,8 +25,9 @@ from gsa.train.pretrain import make_optimizer, make_train_step, runtime
 B, T = 16, 64
 PRESETS = {"tiny": "smoke", "small": "cpu", "paper": "paper"}
 DEFAULT_STEPS = {"tiny": 10, "small": 3, "paper": 20}  # small: ~5 s a step on 2 CPU threads
-COMPILE_NOTE = ("pass --compile to time torch.compile too; on 2 CPU threads the 64-step unrolled graph "
-                "compiles for ~20 min per preset with a cold inductor cache (~20 s warm)")
+COMPILE_NOTE = ("pass --compile graph step to time torch.compile too; with a cold inductor cache the 64-step "
+                "unrolled graph compiles for ~20 min per preset on 2 CPU threads (~9 min on the H100 machine; "
+                "~20 s warm), the RSSM step for ~1 min (35 s)")
 
 
 def synthetic_batch(cfg: WorldModelConfig, device: torch.device, seed: int, real_dims: int = 6) -> dict:
@@ -69,7 +70,7 @@ def time_step(step, batches: list[dict], steps: int, device: torch.device) -> tu
     return first, (time.perf_counter() - start) / steps
 
 
-def world_model_step(name: str, compile_: bool, device: torch.device):
+def world_model_step(name: str, compile_: str, device: torch.device):
     """A fresh world model of preset `name`, its optimiser and the Eq. 1 train step → (step, cfg, params)."""
     cfg = preset(PRESETS[name])
     torch.manual_seed(0)
@@ -85,22 +86,22 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=None,
                         help="default: tiny small (+ paper on CUDA)")
     parser.add_argument("--steps", type=int, default=None, help=f"timed steps per run (default {DEFAULT_STEPS})")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="also time torch.compile runs (default: on CUDA only; see COMPILE_NOTE)")
+    parser.add_argument("--compile", nargs="*", choices=["graph", "step"], default=None,
+                        help="compile modes to time besides eager (default: step on CUDA, none on CPU)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     names = args.presets or (["tiny", "small"] + (["paper"] if device.type == "cuda" else []))
-    compile_, bf16 = runtime(args.compile, None, device)
-    modes = [False, True] if compile_ else [False]
+    _, bf16 = runtime(None, None, device)
+    modes = ["off", *(args.compile if args.compile is not None else (["step"] if device.type == "cuda" else []))]
     print(f"world-model step, batch {B} x {T} pixels, {device}, {args.threads} threads "
           f"(OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}), bf16={bf16}; "
           f"{load_note()}")
     print(f"steps per run: {', '.join(f'{n} {args.steps or DEFAULT_STEPS[n]}' for n in names)} (first step excluded)")
-    if not compile_:
-        print(f"eager only: {COMPILE_NOTE}")
+    if "graph" not in modes:
+        print(COMPILE_NOTE)
 
     results = {}
     for name in names:
@@ -110,16 +111,16 @@ def main() -> None:
             batches = [synthetic_batch(cfg.world_model, device, seed) for seed in range(2)]
             first, per_step = time_step(step, batches, steps, device)
             results[name, compile_] = per_step
-            print(f"  {name:6s} {params / 1e6:7.2f}M  {'compiled' if compile_ else 'eager':8s}  "
+            print(f"  {name:6s} {params / 1e6:7.2f}M  {compile_:5s}  "
                   f"first step {first:7.2f} s  {per_step:7.3f} s/step  ({steps} steps)", flush=True)
 
     print("ratios (same run):")
     for name in names:
-        if (name, True) in results:
-            print(f"  {name}: compiled is {results[name, False] / results[name, True]:.2f}x faster than eager")
+        for mode in modes[1:]:
+            print(f"  {name}: compile {mode} is {results[name, 'off'] / results[name, mode]:.2f}x faster than eager")
     for compile_ in modes:
         if ("tiny", compile_) in results and ("small", compile_) in results:
-            print(f"  small / tiny ({'compiled' if compile_ else 'eager'}): "
+            print(f"  small / tiny (compile {compile_}): "
                   f"{results['small', compile_] / results['tiny', compile_]:.1f}x the time per step")
 
 

@@ -76,7 +76,7 @@ class PretrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     log_every: int = 100
     checkpoint_every: int = 5_000
-    compile: bool | None = None           # None: on for CUDA, off on CPU
+    compile: str | None = None            # "graph" | "step" | "off"; None: "graph" on CUDA, "off" on CPU
     bf16: bool | None = None              # None: on for CUDA, off on CPU
     loader_workers: int = 2               # background batch-loading threads
     seed: int = 0

@@ -63,3 +63,16 @@ def test_state_mode_pretraining(smoke_data, tmp_path):
     pretrain(cfg, out=tmp_path, progress=False)
     log = pd.read_csv(tmp_path / "train.csv")
     assert log["recon"].iloc[-1] < log["recon"].iloc[0]
+
+
+def test_compile_modes_resolve_per_device():
+    """None picks the whole-graph compile and bf16 on CUDA and neither on CPU; booleans stay accepted."""
+    from gsa.train.pretrain import runtime
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert runtime(None, None, cpu) == ("off", False)
+    assert runtime(None, None, cuda) == ("graph", True)
+    assert runtime(True, False, cuda) == ("graph", False)
+    assert runtime(False, None, cuda) == ("off", True)
+    assert runtime("step", None, cpu) == ("step", False)
+    with pytest.raises(ValueError, match="graph"):
+        runtime("fast", None, cpu)

@@ -98,6 +98,12 @@ class RSSM(nn.Module):
         post = self._latent(prior["deter"], self.posterior(torch.cat([prior["deter"], embed], -1)))
         return post, prior
 
+    def compile_steps(self) -> None:
+        """torch.compile the one-step functions (filtering and imagination) rather than the unrolled
+        sequence: the compile stays small (``pretrain.compile="step"``, see ``runtime``)."""
+        self.img_step = torch.compile(self.img_step)
+        self.obs_step = torch.compile(self.obs_step)
+
     def observe(self, embed: torch.Tensor, action: torch.Tensor, is_first: torch.Tensor,
                 state: State | None = None) -> tuple[State, State]:
         """Filter a sequence: embed (B, T, E), action (B, T, A), is_first (B, T) → posteriors and priors,
