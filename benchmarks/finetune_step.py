@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from gsa.config import preset
 from gsa.models.world_model import WorldModel
 from gsa.train.finetune import Agent
-from gsa.train.pretrain import runtime
+from gsa.train.pretrain import COMPILE_MODES, runtime
 
 OFFLINE_ROWS = 4  # SPEC §5.3: offline share 0.25 of 16
 
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=None,
                         help="default: tiny small (+ paper on CUDA)")
     parser.add_argument("--steps", type=int, default=None, help=f"timed steps per run (default {DEFAULT_STEPS})")
-    parser.add_argument("--compile", choices=["off", "step", "graph"], default=None,
+    parser.add_argument("--compile", choices=COMPILE_MODES, default=None,
                         help="compile mode (default: step on CUDA, off on CPU)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)

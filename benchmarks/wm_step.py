@@ -20,7 +20,7 @@ import torch
 
 from gsa.config import WorldModelConfig, preset
 from gsa.models.world_model import WorldModel
-from gsa.train.pretrain import make_optimizer, make_train_step, runtime
+from gsa.train.pretrain import COMPILE_MODES, make_optimizer, make_train_step, runtime
 
 B, T = 16, 64
 PRESETS = {"tiny": "smoke", "small": "cpu", "paper": "paper"}
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=None,
                         help="default: tiny small (+ paper on CUDA)")
     parser.add_argument("--steps", type=int, default=None, help=f"timed steps per run (default {DEFAULT_STEPS})")
-    parser.add_argument("--compile", nargs="*", choices=["graph", "step"], default=None,
+    parser.add_argument("--compile", nargs="*", choices=[m for m in COMPILE_MODES if m != "off"], default=None,
                         help="compile modes to time besides eager (default: step on CUDA, none on CPU)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)
