@@ -23,7 +23,7 @@ def _tasks(args) -> None:
     for spec in TASKS.values():
         if args.benchmark in (None, spec.benchmark):
             e = spec.embodiment
-            print(f"{spec.id:36s} {e.name:10s} {e.action_size:7d} {e.state_size:5d} {e.episode_length:5d}  {e.camera}")
+            print(f"{spec.id:36s} {e.name:10s} {e.action_size:7d} {e.state_size:5d} {e.episode_length():5d}  {e.camera}")
 
 
 def _collect(args) -> None:

@@ -60,6 +60,8 @@ class WorldModelConfig:
 
 @dataclass
 class OptimConfig:
+    """Adam (SPEC §4/5.5). ``weight_decay`` is decoupled as in the NCRL code: every step multiplies the
+    weights by (1 − weight_decay), independent of the learning rate (not Adam's L2 gradient term)."""
     lr: float = 1e-4
     eps: float = 1e-5
     weight_decay: float = 1e-6
@@ -69,7 +71,8 @@ class OptimConfig:
 @dataclass
 class PretrainConfig:
     """World-model pre-training (SPEC §4, `gsa pretrain`)."""
-    benchmark: str = "all"                # "dmc" | "metaworld" | "all" (paper: one world model per benchmark)
+    benchmark: str = "each"               # "each": one world model per benchmark in the data (paper, SPEC §4);
+                                          # "all": one model on all data; "dmc" | "metaworld": that one only
     steps: int = 200_000
     batch_size: int = 16
     seq_len: int = 64                     # NCRL code: 32
@@ -95,12 +98,16 @@ class FinetuneConfig:
     seq_len: int = 64
     offline_share: float = 0.25           # retrieved rows per batch (4 of 16)
     retrieval_k: int = 500
+    retrieval_queries: int = 1            # reset observations embedded as queries (SPEC §5.2, NCRL: 1); with
+                                          # several, trajectories are ranked by the distance to the nearest
     eval_every: int = 10_000              # frames
     eval_episodes: int = 5
     horizon: int = 16
     gamma: float = 0.99
     lam: float = 0.95
     slow_critic_fraction: float = 0.02
+    slow_reg: float = 0.0                 # extra critic cross-entropy toward the slow critic (DreamerV3: 1.0;
+                                          # paper and NCRL: 0, the λ-returns already bootstrap from it)
     entropy: float = 1e-4
     actor_grad: str = "dynamics"          # "dynamics" (paper Eq. 4) | "reinforce" (percentile-normalised)
     units: int = 512
@@ -109,14 +116,22 @@ class FinetuneConfig:
     bins: int = 255
     min_std: float = 0.1
     max_std: float = 1.0
-    ac_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=8e-5, weight_decay=0.0))
-    guidance_schedule: str = "linear(1,0,50000)"  # DMC; Meta-World: linear(1,0,150000); NCRL: linear(1,0.1,100000)
+    ac_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=8e-5))
+    guidance_schedule: str | None = None  # None: per benchmark, GUIDANCE_SCHEDULES; NCRL: "linear(1,0.1,100000)"
     bc_steps: int = 150_000
     bc_batch_size: int = 256
     bc_lr: float = 1e-4
     action_repeat: int = 2
     checkpoint_every: int = 10_000        # frames
     seed: int = 0
+
+    def schedule(self, benchmark: str) -> str:
+        """The guidance schedule of a task's benchmark: an explicit ``guidance_schedule`` wins."""
+        return self.guidance_schedule or GUIDANCE_SCHEDULES[benchmark]
+
+
+# Execution guidance: probability of a guided episode over agent steps (SPEC §5.6, paper App. G).
+GUIDANCE_SCHEDULES = {"dmc": "linear(1,0,50000)", "metaworld": "linear(1,0,150000)"}
 
 
 @dataclass

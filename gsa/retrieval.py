@@ -6,8 +6,8 @@ L2, faiss ``IndexFlatL2``) *of the same embodiment* are retrieved:
 
     db = build_database(dataset.first_frames(), encode, ids=dataset.manifest["id"],
                         embodiments=dataset.manifest["embodiment"], tasks=dataset.manifest["task"],
-                        manifest_hash=dataset.manifest_sha256)
-    db.save("index.npz");  db = RetrievalDatabase.load("index.npz", expected_manifest_hash=...)
+                        manifest_hash=dataset.manifest_sha256, encoder_hash=fingerprint(wm.encoder))
+    db.save("index.npz");  db = RetrievalDatabase.load("index.npz", expected_manifest_hash=..., expected_encoder_hash=...)
     ids = db.retrieve(lambda: encode(env.reset()[None]), "quadruped", k=500)
 
 Each embodiment has its own sub-index, so one query already yields the k nearest distinct trajectories of
@@ -16,6 +16,7 @@ filtered by embodiment afterwards, is unnecessary here, and nothing can loop for
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Callable, Iterable
 
 import faiss
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from gsa.data.episodes import atomic_write
@@ -31,30 +33,37 @@ from gsa.data.episodes import atomic_write
 @dataclass(eq=False)
 class RetrievalDatabase:
     """First-frame features (N, D) float32 and, aligned with them, episode ids, embodiments and task labels
-    ('' where unknown, e.g. reward-free DMC data), plus the hash of the dataset manifest they came from."""
+    ('' where unknown, e.g. reward-free DMC data), plus what they were computed from: the hash of the dataset
+    manifest and the fingerprint of the encoder's weights (:func:`fingerprint`)."""
     features: np.ndarray
     ids: np.ndarray
     embodiments: np.ndarray
     tasks: np.ndarray
     manifest_hash: str
+    encoder_hash: str = ""
     _indices: dict = field(default_factory=dict, init=False, repr=False)  # embodiment → (rows, faiss index)
 
     def save(self, path: str | Path) -> None:
         """Write an ``.npz`` atomically (temporary file + rename)."""
         arrays = dict(features=self.features, ids=self.ids, embodiments=self.embodiments, tasks=self.tasks,
-                      manifest_hash=np.array(self.manifest_hash))
+                      manifest_hash=np.array(self.manifest_hash), encoder_hash=np.array(self.encoder_hash))
         atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
     @classmethod
-    def load(cls, path: str | Path, expected_manifest_hash: str | None = None) -> RetrievalDatabase:
-        """Read a saved database; a different ``expected_manifest_hash`` means the dataset changed since."""
+    def load(cls, path: str | Path, expected_manifest_hash: str | None = None,
+             expected_encoder_hash: str | None = None) -> RetrievalDatabase:
+        """Read a saved database. A different ``expected_manifest_hash`` means the dataset changed since, a
+        different ``expected_encoder_hash`` that the encoder did (e.g. pre-training went on): both raise a
+        ``ValueError`` — the features are stale."""
         with np.load(path, allow_pickle=False) as data:
             db = cls(**{key: data[key] for key in ("features", "ids", "embodiments", "tasks")},
-                     manifest_hash=str(data["manifest_hash"]))
-        if expected_manifest_hash is not None and db.manifest_hash != expected_manifest_hash:
-            raise ValueError(f"retrieval database {path} was built for dataset manifest {db.manifest_hash[:12]}…, "
-                             f"but the dataset's manifest is now {expected_manifest_hash[:12]}…: rebuild the "
-                             "database with build_database")
+                     manifest_hash=str(data["manifest_hash"]),
+                     encoder_hash=str(data["encoder_hash"]) if "encoder_hash" in data.files else "")
+        for what, built, expected in (("dataset manifest", db.manifest_hash, expected_manifest_hash),
+                                      ("encoder", db.encoder_hash, expected_encoder_hash)):
+            if expected is not None and built != expected:
+                raise ValueError(f"retrieval database {path} was built for {what} {built[:12] or '(unknown)'}…, "
+                                 f"but it is now {expected[:12]}…: rebuild the database with build_database")
         return db
 
     def search(self, queries: np.ndarray, embodiment: str, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,9 +101,19 @@ class RetrievalDatabase:
         return float(np.mean([labels[i] == task for i in retrieved_ids]))
 
 
+def fingerprint(module: torch.nn.Module) -> str:
+    """sha256 of a module's weights (names, shapes, dtypes and values): what the features were computed with."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def build_database(first_frames: Iterable[np.ndarray], encode: Callable[[np.ndarray], np.ndarray],
                    ids: Iterable[str], embodiments: Iterable[str], tasks: Iterable | None = None,
-                   manifest_hash: str = "", progress: bool = True) -> RetrievalDatabase:
+                   manifest_hash: str = "", progress: bool = True, encoder_hash: str = "") -> RetrievalDatabase:
     """Embed the first frame of every offline trajectory.
 
     ``first_frames`` yields uint8 chunks (n, 3, H, W) in the order of ``ids``/``embodiments``/``tasks``;
@@ -112,4 +131,4 @@ def build_database(first_frames: Iterable[np.ndarray], encode: Callable[[np.ndar
     if not len(features) == len(ids) == len(embodiments) == len(tasks):
         raise ValueError(f"{len(features)} first frames, {len(ids)} ids, {len(embodiments)} embodiments and "
                          f"{len(tasks)} task labels: they must be aligned")
-    return RetrievalDatabase(features, ids, embodiments, tasks, manifest_hash)
+    return RetrievalDatabase(features, ids, embodiments, tasks, manifest_hash, encoder_hash)

@@ -200,3 +200,76 @@ def test_actor_learns_to_push_the_rewarded_action_dim():
         critic_opt.step()
         ac.update_slow(0.02)
     assert mean_action() > before + 0.3, (before, mean_action())
+
+
+def captured_loss(ac: ActorCritic, wm: WorldModel, monkeypatch) -> tuple[tuple, dict]:
+    """``ac.loss`` on a batch, with what it computed inside: the λ-returns, the critic's and the slow
+    critic's logits on the imagined states, and the actor's last distribution."""
+    import gsa.models.actor_critic as module
+
+    seen = {}
+    original = module.lambda_returns
+    monkeypatch.setattr(module, "lambda_returns",
+                        lambda *a, **k: seen.setdefault("returns", original(*a, **k)))
+    ac.critic.net.register_forward_hook(lambda m, i, out: seen.__setitem__("critic", out.detach()))
+    ac.slow_critic.net.register_forward_hook(lambda m, i, out: seen.__setitem__("slow", out.detach()))
+    ac.actor.register_forward_hook(lambda m, i, out: seen.__setitem__("dist", out))
+    b = batch()
+    losses = ac.loss(wm, posterior(wm, b), b["action_mask"], b["reward"], torch.ones(4, dtype=torch.bool))
+    return losses, seen
+
+
+def test_critic_regresses_to_the_lambda_return_only_with_discount_weights(monkeypatch):
+    """SPEC §5.5 / NCRL: the critic's loss is the two-hot NLL of the λ-return alone (no extra term toward
+    the slow critic), and the critic and actor losses weight imagined step t by γ^t (NCRL, DreamerV3)."""
+    from gsa.models.distributions import TwoHot
+
+    wm = tiny_world_model()
+    gamma, horizon = 0.5, 5
+    ac = ActorCritic(wm.rssm.feat_size, A, finetune_cfg(gamma=gamma, horizon=horizon))
+    randomise_outputs(ac)
+    (_, actor_loss, critic_loss, _), seen = captured_loss(ac, wm, monkeypatch)
+    weight = gamma ** torch.arange(horizon, dtype=torch.float32)[:, None]  # (H, 1)
+    nll = TwoHot(seen["critic"]).loss(seen["returns"])                      # (H, N)
+    torch.testing.assert_close(critic_loss, (weight * nll).mean())
+    dist = seen["dist"]
+    objective = seen["returns"] + ac.cfg.entropy * dist.entropy()
+    torch.testing.assert_close(actor_loss, -(weight * objective).mean())
+    # the DreamerV3 regulariser stays available as an option
+    monkeypatch.undo()
+    ac.cfg.slow_reg = 1.0
+    (_, _, critic_loss, _), seen = captured_loss(ac, wm, monkeypatch)
+    slow = TwoHot(seen["slow"][:-1]).mean()
+    expected = TwoHot(seen["critic"]).loss(seen["returns"]) + TwoHot(seen["critic"]).loss(slow)
+    torch.testing.assert_close(critic_loss, (weight * expected).mean())
+
+
+def test_reinforce_baseline_is_the_slow_critic(monkeypatch):
+    """With a zero reward head and a zero slow critic every λ-return is 0; with the slow critic as the
+    baseline (NCRL) every advantage is then 0, whatever the (random) fast critic says."""
+    wm = tiny_world_model()
+    ac = ActorCritic(wm.rssm.feat_size, A, finetune_cfg(actor_grad="reinforce", entropy=0.0))
+    torch.nn.init.normal_(ac.critic.net[-1].weight, std=1.0)  # the fast critic predicts large values
+    (_, actor_loss, _, metrics), seen = captured_loss(ac, wm, monkeypatch)
+    assert seen["returns"].abs().max() < 1e-5 and metrics["value"].abs() > 0.1
+    assert abs(actor_loss.item()) < 1e-5  # the fast critic as baseline gives advantages of about −value
+
+
+def test_optimisers_decay_weights_like_ncrl():
+    """Decoupled weight decay 1e-6 on the world model, actor and critic (NCRL): with zero gradients a step
+    multiplies every weight by exactly (1 − 1e-6), at any learning rate."""
+    from gsa.config import Config
+    from gsa.train.optim import make_optimizer
+
+    cfg = Config()
+    wm = tiny_world_model().double()
+    ac = ActorCritic(wm.rssm.feat_size, A, finetune_cfg()).double()
+    optimisers = [make_optimizer(wm.parameters(), cfg.pretrain.optim), *make_optimizers(ac, cfg.finetune.ac_optim)]
+    params = [*wm.parameters(), *ac.actor.parameters(), *ac.critic.parameters(), *ac.reward.parameters()]
+    before = [p.detach().clone() for p in params]
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    for optimiser in optimisers:
+        optimiser.step()
+    for old, new in zip(before, params):
+        torch.testing.assert_close(new.detach(), old * (1 - 1e-6), rtol=1e-12, atol=1e-15)

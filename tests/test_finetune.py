@@ -102,6 +102,72 @@ def test_killed_gsa_run_resumes_like_an_uninterrupted_one(state_setup):
     assert finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="killed", progress=False) == resumed
 
 
+def test_bc_prior_is_built_on_the_run_device(setup, monkeypatch):
+    """The prior trains where the run does (a GPU), not on the CPU and moved afterwards."""
+    import torch
+
+    cfg, wm_path = setup
+    wm, _, _ = load_world_model(wm_path)
+    retrieved, _ = retrieve(cfg, TASK, wm, wm_path, None, "cpu")
+    seen = []
+    monkeypatch.setattr(ft, "train_bc", lambda policy, *a, **k: seen.append(policy.action_mask.device))
+    prior = ft.train_prior(cfg, retrieved, torch.device("meta"), progress=False)
+    assert seen == [torch.device("meta")] and prior.action_mask.device == torch.device("meta")
+
+
+def test_guidance_schedule_and_window_follow_the_task():
+    """SPEC §5.6: linear(1→0) over 50k agent steps for DMC and 150k for Meta-World unless set; windows are
+    drawn over the episode's length in agent steps at the run's action repeat."""
+    from gsa.config import preset
+
+    cfg = preset("paper")
+    dmc, mw = ft.make_guidance(cfg, "dmc-walker-walk"), ft.make_guidance(cfg, "mw-assembly")
+    assert dmc.probability(25_000) == pytest.approx(0.5) and mw.probability(75_000) == pytest.approx(0.5)
+    assert (dmc.length, mw.length) == (500, 100)
+    cfg.finetune.action_repeat = 4
+    assert ft.make_guidance(cfg, "dmc-walker-walk").length == 250 and ft.make_guidance(cfg, "mw-assembly").length == 50
+    cfg.finetune.guidance_schedule = "linear(1,0.1,100000)"  # an explicit schedule wins (NCRL's)
+    assert ft.make_guidance(cfg, "mw-assembly").probability(10**6) == pytest.approx(0.1)
+
+
+def test_retrieval_queries_one_reset_and_rebuilds_for_a_new_encoder(setup, tmp_path, monkeypatch):
+    """SPEC §5.2 / NCRL: one reset observation is the query. The cached features belong to the encoder that
+    computed them: after more pre-training (other weights, same file name) they are rebuilt, not reused."""
+    import shutil
+
+    import torch
+
+    from gsa.retrieval import RetrievalDatabase, fingerprint
+
+    cfg, wm_path = setup
+    path = tmp_path / "wm" / "checkpoint.pt"
+    path.parent.mkdir()
+    shutil.copy(wm_path, path)
+    resets = []
+    make_env = ft._env
+
+    def counting_env(*args, **kwargs):
+        env = make_env(*args, **kwargs)
+        reset = env.reset
+        env.reset = lambda **kw: resets.append(1) or reset(**kw)
+        return env
+
+    monkeypatch.setattr(ft, "_env", counting_env)
+    wm, _, _ = load_world_model(path)
+    retrieve(cfg, TASK, wm, path, None, "cpu")
+    assert len(resets) == 1
+    database = path.parent / "retrieval-checkpoint-pixels.npz"
+    before = RetrievalDatabase.load(database)
+    assert before.encoder_hash == fingerprint(wm.encoder)
+    with torch.no_grad():  # pre-training went on
+        for p in wm.encoder.parameters():
+            p.add_(0.1)
+    retrieve(cfg, TASK, wm, path, None, "cpu")
+    after = RetrievalDatabase.load(database)
+    assert after.encoder_hash == fingerprint(wm.encoder) != before.encoder_hash
+    assert not np.allclose(after.features, before.features)
+
+
 def test_unknown_method_and_missing_world_model(setup, tmp_path):
     cfg, _ = setup
     with pytest.raises(ValueError, match="unknown method"):

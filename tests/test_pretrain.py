@@ -76,3 +76,49 @@ def test_compile_modes_resolve_per_device():
     assert runtime("step", None, cpu) == ("step", False)
     with pytest.raises(ValueError, match="graph"):
         runtime("fast", None, cpu)
+
+
+def test_one_world_model_per_benchmark(smoke_data, tmp_path, monkeypatch):
+    """SPEC §4 / NCRL: by default one model per benchmark, stored under its own name; a task fine-tunes from
+    its benchmark's model, and "all" keeps a single model on all the data as an option."""
+    from gsa.config import preset
+    from gsa.train.pretrain import open_dataset, pretrain_all, world_model_path
+
+    monkeypatch.setenv("GSA_ROOT", str(tmp_path))
+    assert preset("paper").pretrain.benchmark == "each"
+    cfg = configure(smoke_data, pretrain__benchmark="each", pretrain__steps=2, pretrain__seq_len=8,
+                    pretrain__batch_size=2)
+    paths = pretrain_all(cfg, progress=False)
+    assert set(paths) == {"dmc", "metaworld"} and paths["dmc"] != paths["metaworld"]
+    for benchmark, path in paths.items():
+        assert world_model_path(cfg, benchmark) == path and path.exists()
+        assert checkpoint.load(path)["benchmark"] == benchmark
+        assert set(open_dataset(cfg, None, benchmark).manifest["benchmark"]) == {benchmark}
+    single = configure(cfg, pretrain__benchmark="all")
+    assert world_model_path(single, "dmc") == world_model_path(single, "metaworld") != paths["dmc"]
+    with pytest.raises(ValueError, match="no world model"):
+        world_model_path(configure(cfg, pretrain__benchmark="dmc"), "metaworld")
+    with pytest.raises(ValueError, match="pretrain_all"):
+        pretrain(cfg, out=tmp_path / "x", progress=False)
+
+
+def test_step_compile_under_ddp_compiles_the_wrapped_model(tmp_path):
+    """``pretrain.compile="step"`` with DDP: the RSSM is the wrapped module's (DDP has no ``.rssm``)."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from gsa.config import TINY, OptimConfig, WorldModelConfig
+    from gsa.models.world_model import WorldModel
+    from gsa.train.optim import make_optimizer
+    from gsa.train.pretrain import make_train_step
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        model = WorldModel(WorldModelConfig(**TINY, obs="state", state_size=6, action_size=2))
+        plain_step = model.rssm.img_step
+        wrapped = DistributedDataParallel(model)
+        make_train_step(wrapped, make_optimizer(model.parameters(), OptimConfig()), 100.0, "step", False,
+                        torch.device("cpu"))
+        assert model.rssm.img_step is not plain_step  # replaced by its compiled version
+    finally:
+        dist.destroy_process_group()

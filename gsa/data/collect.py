@@ -169,7 +169,7 @@ def run_job(job: Job, size: int = 64, action_repeat: int = 2, length: int | None
     states, physics = [state], [info["physics"]]
     actions = [np.zeros(env.action_space.shape, np.float32)]
     hidden_return, success, success_any = 0.0, False, False
-    steps = env.task_spec.embodiment.episode_length if length is None else length
+    steps = env.task_spec.embodiment.episode_length(action_repeat) if length is None else length
     for _ in range(steps):
         action = np.asarray(policy(state), np.float32)
         state, reward, _, truncated, info = env.step(action)

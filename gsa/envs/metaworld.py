@@ -30,7 +30,7 @@ class MetaWorldEnv(TaskEnv):
         self._env = env_cls(seed=seed)
         self._env._freeze_rand_vec = False
         self._env.seeded_rand_vec = True
-        self._env.max_path_length = spec.embodiment.episode_length * action_repeat
+        self._env.max_path_length = spec.embodiment.frames
         self.model, self.data = self._env.model, self._env.data
         camera = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, spec.embodiment.camera)
         self.model.cam_pos[camera] = CAMERA_POSITION
@@ -70,11 +70,13 @@ class MetaWorldEnv(TaskEnv):
         action = self._check_action(action)
         reward, success = 0.0, False
         for _ in range(self.action_repeat):
+            if self._env.curr_path_length >= self._env.max_path_length:
+                break  # the last agent step of an episode whose length is not a multiple of action_repeat
             self._last_obs, r, _, _, info = self._env.step(action)
             reward += float(r)
             success = bool(info["success"])
         self._steps += 1
-        truncated = self._steps >= self.task_spec.embodiment.episode_length
+        truncated = self._steps >= self.task_spec.embodiment.episode_length(self.action_repeat)
         if truncated:
             self._steps = None
         return self._observe(), reward, False, truncated, self._info(success=success)

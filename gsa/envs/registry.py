@@ -15,17 +15,21 @@ class Embodiment:
     benchmark: str      # "dmc" | "metaworld"
     action_size: int    # native action size
     state_size: int     # state-mode observation size
-    episode_length: int  # agent steps per episode (action repeat 2)
+    frames: int         # simulator steps per episode (DMC 1000, Meta-World 200)
     camera: int | str
+
+    def episode_length(self, action_repeat: int = 2) -> int:
+        """Agent steps per episode: the last one may repeat its action fewer times (500 at action repeat 2)."""
+        return -(-self.frames // action_repeat)
 
 
 EMBODIMENTS = {e.name: e for e in [
-    Embodiment("cartpole", "dmc", 1, 5, 500, 0),
-    Embodiment("acrobot", "dmc", 1, 6, 500, 0),
-    Embodiment("cheetah", "dmc", 6, 17, 500, 0),
-    Embodiment("walker", "dmc", 6, 24, 500, 0),
-    Embodiment("quadruped", "dmc", 12, 78, 500, 2),
-    Embodiment("sawyer", "metaworld", 4, 39, 100, "corner2"),
+    Embodiment("cartpole", "dmc", 1, 5, 1000, 0),
+    Embodiment("acrobot", "dmc", 1, 6, 1000, 0),
+    Embodiment("cheetah", "dmc", 6, 17, 1000, 0),
+    Embodiment("walker", "dmc", 6, 24, 1000, 0),
+    Embodiment("quadruped", "dmc", 12, 78, 1000, 2),
+    Embodiment("sawyer", "metaworld", 4, 39, 200, "corner2"),
 ]}
 
 HARD_THRESHOLD = {"cheetah": 0.2}  # `-hard` tasks: reward threshold per domain, default 0.6 (SPEC §2)

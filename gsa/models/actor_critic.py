@@ -29,8 +29,8 @@ from gsa.config import FinetuneConfig, OptimConfig
 from gsa.models.distributions import TwoHot
 from gsa.models.nets import MLP
 from gsa.models.rssm import RSSM, State
+from gsa.train.optim import make_optimizer
 
-SLOW_REG = 1.0          # DreamerV3: critic regularised toward the slow critic's prediction, weight 1
 RETURN_DECAY = 0.99     # DreamerV3: EMA of the 5th/95th return percentiles (REINFORCE option)
 
 
@@ -134,6 +134,12 @@ def lambda_returns(reward: torch.Tensor, value: torch.Tensor, gamma: float, lam:
     return torch.stack(returns[:0:-1])                              # (H, N), R_0 first
 
 
+def discount_weights(gamma: float, horizon: int, like: torch.Tensor) -> torch.Tensor:
+    """(H, 1) weights of the imagined steps s_0 … s_{H−1} in the actor and critic losses: the cumulative
+    product of the discount, γ^t (DreamerV3 and the NCRL code; with no continue head every factor is γ)."""
+    return gamma ** torch.arange(horizon, device=like.device, dtype=torch.float32)[:, None]
+
+
 def imagine(rssm: RSSM, actor: Actor, start: State, action_mask: torch.Tensor,
             horizon: int) -> tuple[State, torch.Tensor]:
     """Roll π in the prior from start states (N, ...) → states (H+1, N, ...) (start first) and actions (H, N, A).
@@ -211,18 +217,22 @@ class ActorCritic(nn.Module):
             slow_value = self.slow_critic(feat).mean()              # (H+1, N)
             returns = lambda_returns(imag_reward, slow_value, cfg.gamma, cfg.lam)  # (H, N)
 
+        weight = discount_weights(cfg.gamma, cfg.horizon, returns)  # (H, 1)
         value_dist = self.critic(feat[:-1].detach())                # two-hot over (H, N)
-        critic_loss = (value_dist.loss(returns.detach())
-                       + SLOW_REG * value_dist.loss(slow_value[:-1].detach())).mean()
-        value = value_dist.mean().detach()                          # (H, N)
-        actor_loss, metrics = self._actor_loss(feat[:-1].detach(), actions, mask, returns, value)
-        metrics.update(imag_return=returns.mean(), imag_reward=imag_reward.mean(), value=value.mean())
+        critic_loss = value_dist.loss(returns.detach())             # (H, N)
+        if cfg.slow_reg:                                            # DreamerV3 option, off by default
+            critic_loss = critic_loss + cfg.slow_reg * value_dist.loss(slow_value[:-1].detach())
+        critic_loss = (weight * critic_loss).mean()
+        actor_loss, metrics = self._actor_loss(feat[:-1].detach(), actions, mask, returns, slow_value[:-1], weight)
+        metrics.update(imag_return=returns.mean(), imag_reward=imag_reward.mean(),
+                       value=value_dist.mean().detach().mean())
         return rew_loss, actor_loss, critic_loss, {k: v.detach() for k, v in metrics.items()}
 
-    def _actor_loss(self, feat, actions, mask, returns, value) -> tuple[torch.Tensor, dict]:
-        """−(objective + η·entropy), averaged over the imagined states s_0 … s_{H−1}: feat (H, N, F),
-        actions (H, N, A), returns and critic values (H, N). The objective is the λ-return itself (dynamics
-        backprop, paper Eq. 4) or REINFORCE with percentile-normalised advantages (R − v) / max(1, P95 − P5)."""
+    def _actor_loss(self, feat, actions, mask, returns, baseline, weight) -> tuple[torch.Tensor, dict]:
+        """−(objective + η·entropy) over the imagined states s_0 … s_{H−1}, weighted by ``weight`` (H, 1) and
+        averaged: feat (H, N, F), actions (H, N, A), returns and baseline (H, N). The objective is the
+        λ-return itself (dynamics backprop, paper Eq. 4) or REINFORCE with the advantage R − v_slow (the NCRL
+        code's baseline: the slow critic) normalised by max(1, P95 − P5)."""
         cfg = self.cfg
         dist = self.actor(feat, mask)                               # (H, N, A)
         entropy = dist.entropy()                                    # (H, N)
@@ -231,14 +241,14 @@ class ActorCritic(nn.Module):
             objective = returns
         else:
             metrics["return_scale"] = scale = self.return_scale(returns)
-            objective = dist.log_prob(actions.detach()) * ((returns - value) / scale).detach()
-        return -(objective + cfg.entropy * entropy).mean(), metrics
+            objective = dist.log_prob(actions.detach()) * ((returns - baseline) / scale).detach()
+        return -(weight * (objective + cfg.entropy * entropy)).mean(), metrics
 
 
 def make_optimizers(ac: ActorCritic, cfg: OptimConfig) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
     """Adam for the actor, and Adam for critic + reward head, both with ``ac_optim`` (SPEC §5.5: lr 8e-5,
-    eps 1e-5; gradient-norm clip ``cfg.grad_clip`` = 100 is applied by the caller). Choice: the reward head
-    joins the critic's optimiser (lr 8e-5) instead of the world model's (DreamerV3 trains it with the world
-    model, lr 1e-4), so the world-model optimiser holds exactly the pre-trained model's parameters."""
-    adam = lambda params: torch.optim.Adam(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    return adam(ac.actor.parameters()), adam([*ac.critic.parameters(), *ac.reward.parameters()])
+    eps 1e-5, decoupled weight decay 1e-6 as NCRL; gradient-norm clip ``cfg.grad_clip`` = 100 is applied
+    by the caller). Choice: the reward head joins the critic's optimiser (lr 8e-5) instead of the world
+    model's (DreamerV3 trains it with the world model, lr 1e-4), so the world-model optimiser holds exactly
+    the pre-trained model's parameters."""
+    return make_optimizer(ac.actor.parameters(), cfg), make_optimizer([*ac.critic.parameters(), *ac.reward.parameters()], cfg)

@@ -31,11 +31,11 @@ from gsa.guidance import Guidance
 from gsa.models.actor_critic import ActorCritic, make_optimizers
 from gsa.models.world_model import WorldModel
 from gsa.paths import resolve, results_dir
-from gsa.retrieval import RetrievalDatabase, build_database
+from gsa.retrieval import RetrievalDatabase, build_database, fingerprint
 from gsa.train import checkpoint
 from gsa.train.logger import CSVLogger
-from gsa.train.pretrain import (default_out, load_world_model, make_optimizer, make_train_step, open_dataset,
-                                runtime, to_torch)
+from gsa.train.optim import make_optimizer
+from gsa.train.pretrain import load_world_model, make_train_step, open_dataset, runtime, to_torch, world_model_path
 
 METHODS = {  # paper Fig. 6: components added one by one
     "dreamerv3": dict(pretrained=False, rehearsal=False, guidance=False),
@@ -131,12 +131,15 @@ class Agent:
         self.critic_opt.load_state_dict(state["critic_opt"])
 
 
-def retrieve(cfg: Config, task: str, wm: WorldModel, wm_path: Path, dataset_root, device) -> tuple:
+def retrieve(cfg: Config, task: str, wm: WorldModel, wm_path: Path, dataset_root, device,
+             benchmark: str = "all") -> tuple:
     """Experience retrieval (SPEC §5.2): the k offline trajectories of the task's embodiment whose first
-    frame is nearest to the task's reset observations, by the pre-trained encoder. The feature database is
-    cached next to the world-model checkpoint, keyed by the dataset's manifest hash."""
+    frame is nearest to the task's reset observation(s) (``finetune.retrieval_queries``, NCRL: one), by the
+    pre-trained encoder, among the ``benchmark`` part of the data the world model was trained on. The feature
+    database is cached next to the world-model checkpoint, keyed by the dataset's manifest hash and the
+    encoder's weights (a longer pre-training rebuilds it)."""
     spec, wm_cfg = get_spec(task), cfg.world_model
-    dataset = open_dataset(cfg, dataset_root)
+    dataset = open_dataset(cfg, dataset_root, benchmark)
     key = "observation" if wm_cfg.obs == "pixels" else "state"
 
     @torch.no_grad()
@@ -145,14 +148,16 @@ def retrieve(cfg: Config, task: str, wm: WorldModel, wm_path: Path, dataset_root
         return wm.encoder(torch.as_tensor(x, device=device)).float().cpu().numpy()
 
     path = wm_path.parent / f"retrieval-{wm_path.stem}-{wm_cfg.obs}.npz"
+    encoder_hash = fingerprint(wm.encoder)
     try:
-        db = RetrievalDatabase.load(path, expected_manifest_hash=dataset.manifest_sha256)
+        db = RetrievalDatabase.load(path, dataset.manifest_sha256, encoder_hash)
     except (FileNotFoundError, ValueError):
         db = build_database(dataset.first_frames(key=key), encode, dataset.manifest["id"],
-                            dataset.manifest["embodiment"], dataset.manifest["task"], dataset.manifest_sha256)
+                            dataset.manifest["embodiment"], dataset.manifest["task"], dataset.manifest_sha256,
+                            encoder_hash=encoder_hash)
         db.save(path)
     env = _env(cfg, task, seed=cfg.finetune.seed + 20_000)
-    resets = np.stack([env.reset(seed=cfg.finetune.seed + 20_000 + i)[0] for i in range(5)])
+    resets = np.stack([env.reset(seed=cfg.finetune.seed + 20_000 + i)[0] for i in range(cfg.finetune.retrieval_queries)])
     env.close()
     ids = db.retrieve(lambda: encode(resets), spec.domain, cfg.finetune.retrieval_k)
     retrieved = dataset.subset(ids)
@@ -162,8 +167,8 @@ def retrieve(cfg: Config, task: str, wm: WorldModel, wm_path: Path, dataset_root
     return retrieved, info
 
 
-def train_prior(cfg: Config, retrieved, progress: bool) -> BCPolicy:
-    """π_bc by behaviour cloning on the retrieved trajectories (SPEC §5.6)."""
+def train_prior(cfg: Config, retrieved, device, progress: bool = True) -> BCPolicy:
+    """π_bc by behaviour cloning on the retrieved trajectories (SPEC §5.6), trained on ``device``."""
     f, wm_cfg = cfg.finetune, cfg.world_model
     episodes = [retrieved.episode(i) for i in range(len(retrieved))]
     for episode in episodes:
@@ -174,7 +179,7 @@ def train_prior(cfg: Config, retrieved, progress: bool) -> BCPolicy:
     pixels = wm_cfg.obs == "pixels"
     sampler = BCSampler(episodes, action_mask, f.bc_batch_size, "observation" if pixels else "state", f.seed)
     prior = BCPolicy(wm_cfg.action_size, mask(native, wm_cfg.action_size),
-                     state_size=None if pixels else wm_cfg.state_size)
+                     state_size=None if pixels else wm_cfg.state_size).to(device)
 
     def batch() -> dict:  # pad the dataset's action size to the world model's
         b = sampler()
@@ -184,6 +189,13 @@ def train_prior(cfg: Config, retrieved, progress: bool) -> BCPolicy:
 
     train_bc(prior, batch, f.bc_steps, f.bc_lr, progress)
     return prior
+
+
+def make_guidance(cfg: Config, task: str) -> Guidance:
+    """Execution guidance for ``task``: its benchmark's schedule (SPEC §5.6, unless ``guidance_schedule`` is
+    set) over episodes of the task's length in agent steps at ``finetune.action_repeat``."""
+    f, embodiment = cfg.finetune, get_spec(task).embodiment
+    return Guidance(f.schedule(embodiment.benchmark), embodiment.episode_length(f.action_repeat), seed=f.seed)
 
 
 def _env(cfg: Config, task: str, seed: int):
@@ -234,17 +246,19 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     checkpoint.seed_everything(f.seed)
 
     # -- world model, retrieved data, prior (Alg. 1 lines 1–3) ---------------------------------------------
-    wm_path = Path(world_model or default_out(cfg) / "checkpoint.pt")
+    wm_path = Path(world_model or world_model_path(cfg, spec.benchmark))
+    wm_benchmark = "all"
     if f.pretrained:
-        wm, wm_ckpt_cfg, _ = load_world_model(wm_path, device)
+        wm, wm_ckpt_cfg, wm_state = load_world_model(wm_path, device)
         cfg.world_model = wm_cfg = wm_ckpt_cfg.world_model
+        wm_benchmark = wm_state.get("benchmark", "all")
     else:
         wm = WorldModel(wm_cfg).to(device)
     retrieved, retrieval_info = None, {}
     if f.rehearsal or f.guidance:
         if not f.pretrained:
             raise ValueError("rehearsal and guidance retrieve with the pre-trained encoder: set pretrained")
-        retrieved, retrieval_info = retrieve(cfg, task, wm, wm_path, dataset_root, device)
+        retrieved, retrieval_info = retrieve(cfg, task, wm, wm_path, dataset_root, device, wm_benchmark)
     agent = Agent(wm, cfg, device)
     prior = None
     if f.guidance:
@@ -253,7 +267,7 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
         if saved is not None:
             prior.load_state_dict(saved["prior"])
         else:
-            prior = train_prior(cfg, retrieved, progress).to(device)
+            prior = train_prior(cfg, retrieved, device, progress)
 
     # -- online data -----------------------------------------------------------------------------------
     obs_key, obs_shape = (("observation", (3, wm_cfg.image_size, wm_cfg.image_size)) if wm_cfg.obs == "pixels"
@@ -262,7 +276,7 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     sources = [(replay, 1.0)] if not f.rehearsal else [(replay, 1 - f.offline_share), (retrieved, f.offline_share)]
     sampler = MixedSampler(sources, f.batch_size, f.seq_len, wm_cfg.action_size, seed=f.seed, obs_key=obs_key,
                            obs_shape=obs_shape)
-    guidance = Guidance(f.guidance_schedule, spec.embodiment.episode_length, seed=f.seed)
+    guidance = make_guidance(cfg, task)
     rng = np.random.default_rng(f.seed)
     loop = {"frames": 0, "steps": 0, "updates": 0, "episodes": 0}
     train_log, eval_log = CSVLogger(run / "train.csv", "frame"), CSVLogger(run / "eval.csv", "frame")

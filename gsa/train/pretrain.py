@@ -25,17 +25,44 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gsa.config import Config, OptimConfig, to_dict
+from gsa.config import Config, to_dict
 from gsa.data.sampler import MixedSampler
 from gsa.data.store import OfflineDataset
 from gsa.models.world_model import WorldModel
 from gsa.paths import resolve
 from gsa.train import checkpoint
 from gsa.train.logger import CSVLogger
+from gsa.train.optim import make_optimizer
 
 
-def default_out(cfg: Config) -> Path:
-    return resolve(f"checkpoints/{cfg.name}/world_model")
+BENCHMARKS = ("dmc", "metaworld")
+
+
+def default_out(cfg: Config, benchmark: str) -> Path:
+    """``checkpoints/<preset>/world_model/<benchmark>``: one directory per pre-trained model, named after the
+    data it saw ("dmc", "metaworld" or "all"), as the NCRL code's ``dmcontrol.pt`` / ``metaworld.pt``."""
+    return resolve(f"checkpoints/{cfg.name}/world_model/{benchmark}")
+
+
+def model_benchmarks(cfg: Config, dataset: OfflineDataset | None = None) -> list[str]:
+    """The world models ``cfg`` pre-trains: one per benchmark present in the data (``pretrain.benchmark =
+    "each"``, the paper's, SPEC §4), or the one named ("all", "dmc", "metaworld")."""
+    choice = cfg.pretrain.benchmark
+    if choice not in (*BENCHMARKS, "all", "each"):
+        raise ValueError(f"pretrain.benchmark={choice!r}: choose 'each', 'all', 'dmc' or 'metaworld'")
+    if choice != "each":
+        return [choice]
+    present = set(dataset.manifest["benchmark"]) if dataset is not None else set(BENCHMARKS)
+    return [b for b in BENCHMARKS if b in present]
+
+
+def world_model_path(cfg: Config, task_benchmark: str) -> Path:
+    """The checkpoint a task of ``task_benchmark`` fine-tunes from: its benchmark's model, or the single
+    model of ``pretrain.benchmark`` ("all", or the task's own benchmark)."""
+    choice = cfg.pretrain.benchmark
+    if choice not in ("each", "all", task_benchmark):
+        raise ValueError(f"pretrain.benchmark={choice!r} has no world model for a {task_benchmark!r} task")
+    return default_out(cfg, task_benchmark if choice == "each" else choice) / "checkpoint.pt"
 
 
 COMPILE_MODES = ("graph", "step", "off")
@@ -55,11 +82,6 @@ def runtime(compile_: str | bool | None, bf16: bool | None, device: torch.device
     if compile_ not in COMPILE_MODES:
         raise ValueError(f"pretrain.compile={compile_!r}: choose one of {COMPILE_MODES}")
     return compile_, (cuda if bf16 is None else bf16)
-
-
-def make_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """Adam with L2 weight decay, the paper's table (lr 1e-4, eps 1e-5, weight decay 1e-6)."""
-    return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay)
 
 
 def to_torch(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
@@ -102,7 +124,7 @@ def make_train_step(model: torch.nn.Module, optimizer, grad_clip: float, compile
     :func:`runtime`."""
     loss_fn = torch.compile(model) if compile_ == "graph" else model  # model(batch) == WorldModel.loss(batch)
     if compile_ == "step":
-        model.rssm.compile_steps()
+        getattr(model, "module", model).rssm.compile_steps()  # the wrapped model under DDP
     params = [p for p in model.parameters() if p.requires_grad]
 
     def step(batch: dict) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -117,13 +139,14 @@ def make_train_step(model: torch.nn.Module, optimizer, grad_clip: float, compile
     return step
 
 
-def open_dataset(cfg: Config, root: str | Path | None = None) -> OfflineDataset:
-    """The preset's dataset, restricted to ``pretrain.benchmark``, checked against the model's sizes."""
+def open_dataset(cfg: Config, root: str | Path | None = None, benchmark: str = "all") -> OfflineDataset:
+    """The preset's dataset, restricted to ``benchmark`` ("all" keeps everything), checked against the
+    model's sizes."""
     dataset = OfflineDataset(resolve(root or cfg.data.root))
-    if cfg.pretrain.benchmark != "all":
-        keep = dataset.manifest["benchmark"] == cfg.pretrain.benchmark
+    if benchmark != "all":
+        keep = dataset.manifest["benchmark"] == benchmark
         if not keep.any():
-            raise ValueError(f"{dataset.root} has no {cfg.pretrain.benchmark!r} episodes")
+            raise ValueError(f"{dataset.root} has no {benchmark!r} episodes")
         dataset = dataset.subset(list(dataset.manifest["id"][keep]))
     wm = cfg.world_model
     if dataset.action_size > wm.action_size:
@@ -142,19 +165,33 @@ def sampler_for(dataset, cfg: Config, batch_size: int, seq_len: int, seed: int) 
     return MixedSampler([(dataset, 1.0)], batch_size, seq_len, wm.action_size, seed=seed, obs_key=key, obs_shape=shape)
 
 
+def pretrain_all(cfg: Config, root: str | Path | None = None, progress: bool = True) -> dict[str, Path]:
+    """Pre-train (or resume) every world model of ``cfg`` (see :func:`model_benchmarks`), one after the
+    other, each into :func:`default_out`; returns {benchmark: checkpoint path}."""
+    dataset = OfflineDataset(resolve(root or cfg.data.root), progress=progress)
+    names = model_benchmarks(cfg, dataset)
+    dataset.close()
+    return {name: pretrain(cfg, root, default_out(cfg, name), progress, benchmark=name) for name in names}
+
+
 def pretrain(cfg: Config, root: str | Path | None = None, out: str | Path | None = None, progress: bool = True,
-             stop_at: int | None = None) -> Path:
-    """Pre-train (or resume pre-training) the world model of ``cfg``; returns the checkpoint path.
+             stop_at: int | None = None, benchmark: str | None = None) -> Path:
+    """Pre-train (or resume pre-training) one world model on the ``benchmark`` part of the data ("dmc",
+    "metaworld" or "all"; default: ``pretrain.benchmark`` when it names one); returns the checkpoint path.
 
     ``stop_at`` ends the run early at that step after writing a checkpoint, as a kill right after a
     checkpoint would (used by the resume test)."""
     p = cfg.pretrain
+    benchmark = benchmark or p.benchmark
+    if benchmark == "each":
+        raise ValueError("pretrain.benchmark='each' trains one model per benchmark: call pretrain_all, or "
+                         "pass benchmark='dmc' | 'metaworld' | 'all'")
     rank, world = _distributed()
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     compile_, bf16 = runtime(p.compile, p.bf16, device)
-    out = Path(out or default_out(cfg))
+    out = Path(out or default_out(cfg, benchmark))
     path = out / "checkpoint.pt"
-    dataset = open_dataset(cfg, root)
+    dataset = open_dataset(cfg, root, benchmark)
 
     checkpoint.seed_everything(p.seed + rank)
     model = WorldModel(cfg.world_model).to(device)
@@ -182,7 +219,7 @@ def pretrain(cfg: Config, root: str | Path | None = None, out: str | Path | None
 
     def save() -> None:
         if rank == 0:
-            checkpoint.save(path, kind="pretrain", step=step, config=to_dict(cfg), model=model.state_dict(),
+            checkpoint.save(path, kind="pretrain", step=step, config=to_dict(cfg), benchmark=benchmark, model=model.state_dict(),
                             optimizer=optimizer.state_dict(), dataset=dataset.manifest_sha256)
 
     bar = tqdm(total=p.steps, initial=step, desc="pre-training", disable=not progress or rank != 0)
