@@ -5,6 +5,8 @@
     gsa pretrain [--preset smoke] [-o k=v …]  pre-train the world model (resumes from its checkpoint)
     gsa finetune --task T [--method gsa|p+er|p|dreamerv3] [--preset smoke] [-o k=v …]
                                               fine-tune on one task (resumes; a finished run is skipped)
+    gsa sweep --methods gsa dreamerv3 --tasks T1 T2 --seeds 0 1 2 [--preset cpu] [--workers 2]
+                                              many runs in parallel processes (resumable), results/<experiment>.csv
     gsa reproduce [--preset smoke] [names…]   execute the notebooks (figures/ and results/)
 
 Overrides are dotted config fields, e.g. ``-o data.root=/scratch/gsa -o data.workers=16``.
@@ -42,9 +44,14 @@ def _collect(args) -> None:
 
 def _pretrain(args) -> None:
     from gsa.config import preset
-    from gsa.train.pretrain import pretrain
+    from gsa.train.pretrain import pretrain, pretrain_all
 
-    print(f"checkpoint: {pretrain(preset(args.preset, args.override), out=args.out)}")
+    cfg = preset(args.preset, args.override)
+    if args.out:  # one model: pretrain.benchmark must name it (all | dmc | metaworld)
+        print(f"checkpoint: {pretrain(cfg, out=args.out)}")
+    else:
+        for benchmark, path in pretrain_all(cfg).items():
+            print(f"checkpoint ({benchmark}): {path}")
 
 
 def _finetune(args) -> None:
@@ -54,6 +61,25 @@ def _finetune(args) -> None:
     cfg = preset(args.preset, args.override)
     run = finetune(cfg, args.task, args.method, world_model=args.world_model, experiment=args.experiment or cfg.name)
     print(f"run: {run}")
+
+
+def _sweep(args) -> None:
+    from gsa.config import parse_overrides
+    from gsa.experiments.sweep import expand, sweep
+
+    variants: dict[str, dict] = {}
+    for text in args.variant:
+        name, sep, setting = text.partition(":")
+        if not sep:
+            raise SystemExit(f"--variant {text!r} must look like NAME:section.field=value")
+        variants.setdefault(name, {}).update(parse_overrides([setting]))
+    runs = expand(args.experiment or args.preset, args.preset, args.methods, args.tasks, args.seeds,
+                  variants or None, parse_overrides(args.override))
+    status = sweep(runs, workers=args.workers, executor=args.executor)
+    failed = {name: s for name, s in status.items() if s != "done"}
+    print(f"{len(status) - len(failed)} of {len(status)} runs done" + "".join(f"\n  {n}: {s}" for n, s in failed.items()))
+    if failed:
+        raise SystemExit(1)
 
 
 def _reproduce(args) -> None:
@@ -80,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=_collect)
     p = sub.add_parser("pretrain", help="pre-train the world model on the preset's dataset")
     _preset_arguments(p)
-    p.add_argument("--out", default=None, help="checkpoint directory (default: checkpoints/<preset>/world_model)")
+    p.add_argument("--out", default=None, help="checkpoint directory of a single model (default: one model per "
+                   "benchmark in checkpoints/<preset>/world_model/<benchmark>)")
     p.set_defaults(func=_pretrain)
     p = sub.add_parser("finetune", help="fine-tune on one task (GSA or an ablation / DreamerV3)")
     _preset_arguments(p)
@@ -89,6 +116,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--world-model", default=None, help="pre-trained checkpoint (default: the preset's)")
     p.add_argument("--experiment", default=None, help="results/runs/<experiment>/... (default: the preset name)")
     p.set_defaults(func=_finetune)
+    p = sub.add_parser("sweep", help="methods × tasks × seeds of fine-tuning runs (resumable)")
+    _preset_arguments(p)
+    p.add_argument("--methods", nargs="+", default=["gsa", "dreamerv3"])
+    p.add_argument("--tasks", nargs="+", required=True)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE",
+                   help="a variant with an override, e.g. k250:finetune.retrieval_k=250 (repeatable)")
+    p.add_argument("--experiment", default=None, help="results/runs/<experiment>/... (default: the preset name)")
+    p.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
+    p.add_argument("--executor", default="local", choices=["local", "slurm", "submitit-local"])
+    p.set_defaults(func=_sweep)
     p = sub.add_parser("reproduce", help="execute the notebooks with papermill")
     p.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"])
     p.add_argument("notebooks", nargs="*", help="notebook names (default: all of the preset)")

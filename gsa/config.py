@@ -31,6 +31,7 @@ class DataConfig:
     mw_episodes: int = 1000               # per Meta-World task (paper: 1k × 50)
     sigmas: tuple[float, ...] = SIGMAS
     dmc_length: int | None = None         # agent steps per DMC episode (None: the task's 500)
+    obs: str = "pixels"                   # "pixels": frames + state vectors; "state": no rendering (CPU studies)
     size: int = 64
     action_repeat: int = 2
     workers: int = 2                      # rendering/collection processes
@@ -172,12 +173,12 @@ def preset(name: str, overrides: dict | list[str] | None = None) -> Config:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     cfg = Config(name=name)
-    for key, value in {**PRESETS[name], **_as_dict(overrides)}.items():
+    for key, value in {**PRESETS[name], **parse_overrides(overrides)}.items():
         set_field(cfg, key, value)
     return cfg
 
 
-def _as_dict(overrides) -> dict:
+def parse_overrides(overrides) -> dict:
     if overrides is None:
         return {}
     if isinstance(overrides, dict):

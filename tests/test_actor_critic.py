@@ -120,7 +120,8 @@ def test_imagination_starts_from_every_posterior_state():
     ac = ActorCritic(wm.rssm.feat_size, A, finetune_cfg())
     post = posterior(wm, batch(B=3, T=4))
     start = {k: v.flatten(0, 1) for k, v in post.items()}
-    states, actions = imagine(wm.rssm, ac.actor, start, MASK.expand(12, A), horizon=5)
+    states, actions, dists = imagine(wm.rssm, ac.actor, start, MASK.expand(12, A), horizon=5)
+    assert dists.mean.shape == dists.std.shape == (5, 12, A)
     c = wm.cfg
     assert states["deter"].shape == (6, 12, c.deter) and states["stoch"].shape == (6, 12, c.stoch, c.classes)
     assert actions.shape == (5, 12, A) and torch.all(actions[..., REAL:] == 0)
@@ -204,16 +205,15 @@ def test_actor_learns_to_push_the_rewarded_action_dim():
 
 def captured_loss(ac: ActorCritic, wm: WorldModel, monkeypatch) -> tuple[tuple, dict]:
     """``ac.loss`` on a batch, with what it computed inside: the λ-returns, the critic's and the slow
-    critic's logits on the imagined states, and the actor's last distribution."""
+    critic's logits on the imagined states, and the policy's distributions along the imagined states."""
     import gsa.models.actor_critic as module
 
     seen = {}
-    original = module.lambda_returns
-    monkeypatch.setattr(module, "lambda_returns",
-                        lambda *a, **k: seen.setdefault("returns", original(*a, **k)))
+    returns, imagine = module.lambda_returns, module.imagine
+    monkeypatch.setattr(module, "lambda_returns", lambda *a, **k: seen.setdefault("returns", returns(*a, **k)))
+    monkeypatch.setattr(module, "imagine", lambda *a, **k: seen.setdefault("imagined", imagine(*a, **k)))
     ac.critic.net.register_forward_hook(lambda m, i, out: seen.__setitem__("critic", out.detach()))
     ac.slow_critic.net.register_forward_hook(lambda m, i, out: seen.__setitem__("slow", out.detach()))
-    ac.actor.register_forward_hook(lambda m, i, out: seen.__setitem__("dist", out))
     b = batch()
     losses = ac.loss(wm, posterior(wm, b), b["action_mask"], b["reward"], torch.ones(4, dtype=torch.bool))
     return losses, seen
@@ -232,7 +232,8 @@ def test_critic_regresses_to_the_lambda_return_only_with_discount_weights(monkey
     weight = gamma ** torch.arange(horizon, dtype=torch.float32)[:, None]  # (H, 1)
     nll = TwoHot(seen["critic"]).loss(seen["returns"])                      # (H, N)
     torch.testing.assert_close(critic_loss, (weight * nll).mean())
-    dist = seen["dist"]
+    dist = seen["imagined"][2]
+    assert dist.mean.shape == (horizon, 4 * 6, A)
     objective = seen["returns"] + ac.cfg.entropy * dist.entropy()
     torch.testing.assert_close(actor_loss, -(weight * objective).mean())
     # the DreamerV3 regulariser stays available as an option

@@ -98,3 +98,21 @@ def test_noise_lowers_expert_success():
                 for i in range(6)]
         success[sigma] = np.mean([r["success"] for r in runs])
     assert success[0.1] >= 0.8 and success[2.0] <= 0.2, success
+
+
+def test_state_only_dataset_skips_rendering_and_samples_states(tmp_path):
+    """``data.obs="state"`` (the cpu preset): no frames are rendered or stored; the store and the sampler
+    serve padded state vectors, and asking it for frames is a clear error."""
+    from gsa.data.sampler import MixedSampler
+
+    cfg = preset("smoke", {**OVERRIDES, "data.root": str(tmp_path / "state"), "data.obs": "state"}).data
+    manifest = collect(cfg, progress=False)
+    episode = load_episode(f"{cfg.root}/{manifest.path[0]}")
+    assert "observation" not in episode and episode["state"].shape == (13, 5)
+    ds = OfflineDataset(cfg.root, progress=False)
+    assert ds.frame_shape == () and not (tmp_path / "state" / "packed" / "frames.u8").stat().st_size
+    batch = MixedSampler([(ds, 1.0)], 4, 8, 12, obs_key="state", obs_shape=(78,)).sample()
+    assert batch["state"].shape == (4, 8, 78) and np.all(batch["state"][..., 39:] == 0)
+    assert np.abs(batch["state"]).sum() > 0
+    with pytest.raises(ValueError, match="state-only"):
+        next(ds.first_frames())

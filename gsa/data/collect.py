@@ -154,8 +154,10 @@ def make_policy(job: Job, rng: np.random.Generator):
 _ENVS: dict = {}  # per worker process: one state-mode env per task, re-seeded per episode
 
 
-def run_job(job: Job, size: int = 64, action_repeat: int = 2, length: int | None = None) -> tuple[dict, dict]:
-    """Collect one episode in state space, then render its frames; returns (episode, analysis row)."""
+def run_job(job: Job, size: int = 64, action_repeat: int = 2, length: int | None = None,
+            render: bool = True) -> tuple[dict, dict]:
+    """Collect one episode in state space, then render its frames (unless ``render`` is off: a state-only
+    dataset); returns (episode, analysis row)."""
     from gsa.envs import make
 
     if job.task not in _ENVS:
@@ -181,17 +183,18 @@ def run_job(job: Job, size: int = 64, action_repeat: int = 2, length: int | None
         success_any |= success
         if truncated:
             break
-    frames = np.stack([env.render_state(p, task_state) for p in physics])  # (T+1, 3, H, W)
-    episode = {"observation": frames, "action": np.stack(actions), "physics": np.stack(physics),
-               "task_state": task_state, "state": np.stack(states).astype(np.float32)}
+    episode = {"action": np.stack(actions), "physics": np.stack(physics), "task_state": task_state,
+               "state": np.stack(states).astype(np.float32)}
+    if render:
+        episode["observation"] = np.stack([env.render_state(p, task_state) for p in physics])  # (T+1, 3, H, W)
     return episode, {"hidden_task": job.task, "hidden_return": hidden_return,
                      **({"success": success, "success_any": success_any} if job.benchmark == "metaworld"
                         else {"success": np.nan, "success_any": np.nan})}
 
 
-def _work(job: Job, root: str, size: int, action_repeat: int, length: int | None) -> tuple[dict, dict]:
+def _work(job: Job, root: str, size: int, action_repeat: int, length: int | None, render: bool) -> tuple[dict, dict]:
     """Worker: collect, save atomically, return the manifest and analysis rows."""
-    episode, analysis = run_job(job, size, action_repeat, length)
+    episode, analysis = run_job(job, size, action_repeat, length, render)
     T = len(episode["action"]) - 1
     stamp = time.strftime("%Y%m%dT%H%M%S")
     path = Path(root) / job.folder / f"{stamp}-{job.uuid}-{job.index}-{T}.npz"
@@ -227,8 +230,11 @@ def collect(cfg: DataConfig, progress: bool = True, save_every: int = 20) -> pd.
     bar = tqdm(total=len(todo), initial=len(done), desc=f"collecting {root.name}", disable=not progress)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max(1, cfg.workers), mp_context=context, initializer=_init_worker) as pool:
-        futures = {pool.submit(_work, job, str(root), cfg.size, cfg.action_repeat, cfg.dmc_length
-                               if job.benchmark == "dmc" else None): job for job in pending}
+        if cfg.obs not in ("pixels", "state"):
+            raise ValueError(f"data.obs={cfg.obs!r}: choose 'pixels' or 'state'")
+        futures = {pool.submit(_work, job, str(root), cfg.size, cfg.action_repeat,
+                               cfg.dmc_length if job.benchmark == "dmc" else None, cfg.obs == "pixels"): job
+                   for job in pending}
         for n, future in enumerate(as_completed(futures), 1):
             manifest[futures[future]], row = future.result()
             analysis[row["id"]] = row

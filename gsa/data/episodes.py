@@ -3,7 +3,9 @@
 An episode is one compressed ``.npz``: ``observation`` uint8 (T+1, 3, 64, 64) and ``action`` float32
 (T+1, native action size, row 0 zeros) as in NCRL, plus our optional fields ``physics`` (T+1, P) float64
 (raw MuJoCo state, for re-rendering and hidden-return analysis), ``task_state`` (Meta-World goal) and
-``state`` (T+1, S) float32 state observations. No rewards are stored for GSA's use.
+``state`` (T+1, S) float32 state observations. A state-only dataset (our extension for CPU studies,
+``data.obs = "state"``) stores ``state`` instead of ``observation``; its frames can be rendered later from
+``physics``. No rewards are stored for GSA's use.
 
 A manifest (CSV, one row per episode) indexes a dataset directory. Files are written atomically
 (temporary file + ``os.replace``), so an interrupted writer leaves only complete episodes.
@@ -54,12 +56,14 @@ def atomic_write(path: Path, write) -> None:
 
 
 def validate(episode: dict, name: str = "episode") -> int:
-    """Check shapes/dtypes; returns T (agent steps)."""
-    for key in ("observation", "action"):
-        if key not in episode:
-            raise EpisodeError(f"{name}: missing field {key!r}")
-    obs, action = episode["observation"], episode["action"]
-    if obs.dtype != np.uint8 or obs.ndim != 4 or obs.shape[1] != 3:
+    """Check shapes/dtypes; returns T (agent steps). An episode has ``action`` and ``observation`` frames,
+    ``state`` vectors, or both."""
+    if "action" not in episode:
+        raise EpisodeError(f"{name}: missing field 'action'")
+    if "observation" not in episode and "state" not in episode:
+        raise EpisodeError(f"{name}: missing field 'observation' (or 'state' in a state-only dataset)")
+    obs, action = episode.get("observation", episode.get("state")), episode["action"]
+    if "observation" in episode and (obs.dtype != np.uint8 or obs.ndim != 4 or obs.shape[1] != 3):
         raise EpisodeError(f"{name}: observation must be uint8 (T+1, 3, H, W), got {obs.dtype} {obs.shape}")
     if action.dtype != np.float32 or action.ndim != 2 or len(action) != len(obs):
         raise EpisodeError(f"{name}: action must be float32 (T+1, A) with T+1 = {len(obs)}, "

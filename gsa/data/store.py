@@ -87,21 +87,24 @@ def _row_bytes(index: dict, name: str) -> int:
 
 
 def _append(index: dict, files: dict, episode: dict, episode_id: str) -> None:
-    obs = episode["observation"]  # (T+1, 3, H, W) uint8
+    obs = episode.get("observation")  # (T+1, 3, H, W) uint8, or None in a state-only dataset
+    shape = [] if obs is None else list(obs.shape[1:])
     if index["frame_shape"] is None:
-        index["frame_shape"] = list(obs.shape[1:])
-    if list(obs.shape[1:]) != index["frame_shape"]:
-        raise EpisodeError(f"episode {episode_id}: frames {obs.shape[1:]}, dataset has {index['frame_shape']}")
+        index["frame_shape"] = shape
+    if shape != index["frame_shape"]:
+        raise EpisodeError(f"episode {episode_id}: frames {shape or 'none'}, dataset has {index['frame_shape'] or 'none'}")
     if index["has_state"] != ("state" in episode):
         raise EpisodeError(f"episode {episode_id}: every episode must have state vectors, or none")
-    files["frames.u8"].write(np.ascontiguousarray(obs).tobytes())
+    if obs is not None:
+        files["frames.u8"].write(np.ascontiguousarray(obs).tobytes())
     files["actions.f32"].write(_pad(episode["action"], index["action_size"]).tobytes())
+    length = len(episode["action"])
     if index["has_state"]:
         files["state.f32"].write(_pad(episode["state"].astype(np.float32), index["state_size"]).tobytes())
     index["episodes"].append(episode_id)
     index["offsets"].append(index["n_frames"])
-    index["lengths"].append(len(obs))
-    index["n_frames"] += len(obs)
+    index["lengths"].append(length)
+    index["n_frames"] += length
 
 
 def _pad(x: np.ndarray, size: int) -> np.ndarray:
@@ -189,6 +192,8 @@ class OfflineDataset:
         T = out["action"].shape[1]
         first = int(self.offsets[episode]) + start
         if "observation" in out:
+            if not self.frame_shape:
+                raise ValueError(f"{self.root} is a state-only dataset (no frames): use world_model.obs='state'")
             frames = out["observation"][row]  # (T, 3, H, W) uint8, contiguous
             os.preadv(self._fds["frames.u8"], [memoryview(frames).cast("B")], first * frames[0].nbytes)
         if "reward" in out:
@@ -206,8 +211,9 @@ class OfflineDataset:
     def episode(self, episode: int) -> dict[str, np.ndarray]:
         """All frames/actions of one episode (for figures and BC), from the packed files."""
         T = int(self.lengths[episode])
-        out = {"observation": np.empty((1, T, *self.frame_shape), np.uint8),
-               "action": np.empty((1, T, self.action_size), np.float32)}
+        out = {"action": np.empty((1, T, self.action_size), np.float32)}
+        if self.frame_shape:
+            out["observation"] = np.empty((1, T, *self.frame_shape), np.uint8)
         if self.state_size:
             out["state"] = np.empty((1, T, self.state_size), np.float32)
         self.read(episode, 0, out, 0)
@@ -216,6 +222,8 @@ class OfflineDataset:
     def first_frames(self, batch: int = 256, key: str = "observation"):
         """Yield the first frame of every episode in (n, 3, H, W) uint8 chunks — or with ``key="state"``
         the first padded state vectors (n, S) — the retrieval database's input."""
+        if key == "observation" and not self.frame_shape:
+            raise ValueError(f"{self.root} is a state-only dataset (no frames): use world_model.obs='state'")
         for lo in range(0, len(self), batch):
             rows = range(lo, min(lo + batch, len(self)))
             if key == "observation":

@@ -141,17 +141,23 @@ def discount_weights(gamma: float, horizon: int, like: torch.Tensor) -> torch.Te
 
 
 def imagine(rssm: RSSM, actor: Actor, start: State, action_mask: torch.Tensor,
-            horizon: int) -> tuple[State, torch.Tensor]:
-    """Roll π in the prior from start states (N, ...) → states (H+1, N, ...) (start first) and actions (H, N, A).
+            horizon: int) -> tuple[State, torch.Tensor, ActionDist]:
+    """Roll π in the prior from start states (N, ...) → states (H+1, N, ...) (start first), actions (H, N, A)
+    and the policy's distributions at s_0 … s_{H−1}, stacked to (H, N, A).
 
     The actor sees detached features (DreamerV2), so with dynamics backprop the gradient reaches the actor
-    only through its actions' effect on later states, rewards and values."""
-    states, actions = [start], []
+    only through its actions' effect on later states, rewards and values (and through the distributions'
+    entropy, which the actor loss reuses instead of running the actor again)."""
+    states, actions, means, stds = [start], [], [], []
     for _ in range(horizon):
-        action = actor(rssm.feat(states[-1]).detach(), action_mask).sample()  # (N, A)
+        dist = actor(rssm.feat(states[-1]).detach(), action_mask)
+        action = dist.sample()                                      # (N, A)
         states.append(rssm.img_step(states[-1], action))
         actions.append(action)
-    return {k: torch.stack([s[k] for s in states]) for k in start}, torch.stack(actions)
+        means.append(dist.mean)
+        stds.append(dist.std)
+    dists = ActionDist(torch.stack(means), torch.stack(stds), action_mask.float())
+    return {k: torch.stack([s[k] for s in states]) for k in start}, torch.stack(actions), dists
 
 
 @contextlib.contextmanager
@@ -211,7 +217,7 @@ class ActorCritic(nn.Module):
         start = {k: v.flatten(0, 1) for k, v in post.items()}     # (N, ...), N = B·T
         mask = action_mask[:, None].expand(B, T, -1).flatten(0, 1)  # (N, A)
         with torch.no_grad() if cfg.actor_grad == "reinforce" else frozen(rssm, self.reward):
-            states, actions = imagine(rssm, self.actor, start, mask, cfg.horizon)
+            states, actions, dists = imagine(rssm, self.actor, start, mask, cfg.horizon)
             feat = rssm.feat(states)                                # (H+1, N, F)
             imag_reward = self.reward(feat[1:]).mean()              # (H, N)
             slow_value = self.slow_critic(feat).mean()              # (H+1, N)
@@ -223,20 +229,21 @@ class ActorCritic(nn.Module):
         if cfg.slow_reg:                                            # DreamerV3 option, off by default
             critic_loss = critic_loss + cfg.slow_reg * value_dist.loss(slow_value[:-1].detach())
         critic_loss = (weight * critic_loss).mean()
-        actor_loss, metrics = self._actor_loss(feat[:-1].detach(), actions, mask, returns, slow_value[:-1], weight)
+        if cfg.actor_grad == "reinforce":  # imagined without gradients: the log-probabilities need them
+            dists = self.actor(feat[:-1].detach(), mask)
+        actor_loss, metrics = self._actor_loss(dists, actions, mask, returns, slow_value[:-1], weight)
         metrics.update(imag_return=returns.mean(), imag_reward=imag_reward.mean(),
                        value=value_dist.mean().detach().mean())
         return rew_loss, actor_loss, critic_loss, {k: v.detach() for k, v in metrics.items()}
 
-    def _actor_loss(self, feat, actions, mask, returns, baseline, weight) -> tuple[torch.Tensor, dict]:
+    def _actor_loss(self, dist, actions, mask, returns, baseline, weight) -> tuple[torch.Tensor, dict]:
         """−(objective + η·entropy) over the imagined states s_0 … s_{H−1}, weighted by ``weight`` (H, 1) and
-        averaged: feat (H, N, F), actions (H, N, A), returns and baseline (H, N). The objective is the
+        averaged: π's distributions there (H, N, A), actions (H, N, A), returns and baseline (H, N). The objective is the
         λ-return itself (dynamics backprop, paper Eq. 4) or REINFORCE with the advantage R − v_slow (the NCRL
         code's baseline: the slow critic) normalised by max(1, P95 − P5)."""
         cfg = self.cfg
-        dist = self.actor(feat, mask)                               # (H, N, A)
         entropy = dist.entropy()                                    # (H, N)
-        metrics = {"actor_entropy": entropy.mean(), "actor_std": (dist.std * mask).sum() / (mask.sum() * len(feat))}
+        metrics = {"actor_entropy": entropy.mean(), "actor_std": (dist.std * mask).sum() / (mask.sum() * len(dist.std))}
         if cfg.actor_grad == "dynamics":
             objective = returns
         else:

@@ -29,8 +29,10 @@ class OneHotDist:
         self.log_probs = torch.log(self.probs)
 
     def sample(self) -> torch.Tensor:
-        """One-hot sample with straight-through gradients to the probabilities."""
-        index = (self.probs / torch.empty_like(self.probs).exponential_()).argmax(-1)  # exponential race
+        """One-hot sample with straight-through gradients to the probabilities. Inverse-CDF sampling: one
+        uniform number per categorical (CPU random numbers are slow: 8× fewer than an exponential race)."""
+        u = torch.rand(self.probs.shape[:-1] + (1,), device=self.probs.device)  # (..., 1)
+        index = (self.probs.detach().cumsum(-1) < u).sum(-1).clamp(max=self.probs.shape[-1] - 1)
         return self._straight_through(F.one_hot(index, self.probs.shape[-1]))
 
     def mode(self) -> torch.Tensor:
@@ -50,11 +52,18 @@ class OneHotDist:
         return (self.probs * (self.log_probs - other.log_probs)).sum(-1)
 
 
-def two_hot(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """Two-hot encoding of x (...) over sorted bins (K,) → (..., K); values outside clip to the ends."""
+def _two_hot_indices(x: torch.Tensor, bins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For x (...) over sorted bins (K,): the lower bin's index and the upper bin's weight, both (...);
+    values outside the bins clip to the ends."""
     x = x.clamp(bins[0], bins[-1])
     below = (torch.searchsorted(bins, x.contiguous(), right=True) - 1).clamp(0, len(bins) - 2)
     weight = ((x - bins[below]) / (bins[below + 1] - bins[below])).clamp(0, 1)  # share of the upper bin
+    return below, weight
+
+
+def two_hot(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Two-hot encoding of x (...) over sorted bins (K,) → (..., K); values outside clip to the ends."""
+    below, weight = _two_hot_indices(x, bins)
     return (F.one_hot(below, len(bins)) * (1 - weight)[..., None]
             + F.one_hot(below + 1, len(bins)) * weight[..., None])
 
@@ -70,5 +79,10 @@ class TwoHot:
         return symexp((F.softmax(self.logits, -1) * self.bins).sum(-1))
 
     def loss(self, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy against two_hot(symlog(target)), per element of target."""
-        return -(two_hot(symlog(target.float()), self.bins) * F.log_softmax(self.logits, -1)).sum(-1)
+        """Cross-entropy against two_hot(symlog(target)), per element of target: the two non-zero weights of
+        the encoding are gathered instead of a dense (..., K) product."""
+        below, weight = _two_hot_indices(symlog(target.float()), self.bins)
+        log_probs = F.log_softmax(self.logits, -1)
+        low = log_probs.gather(-1, below[..., None])[..., 0]
+        high = log_probs.gather(-1, below[..., None] + 1)[..., 0]
+        return -((1 - weight) * low + weight * high)

@@ -43,13 +43,24 @@ class BlockGRU(nn.Module):
     def forward(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         g = self.blocks
         x = torch.cat([self.inp_deter(deter), self.inp_stoch(stoch.flatten(-2)), self.inp_action(action)], -1)
-        x = torch.cat([deter.unflatten(-1, (g, -1)), x[..., None, :].expand(*x.shape[:-1], g, -1)], -1)
-        x = self.gates(self.hidden(x.flatten(-2)))                  # (B, 3·D), block-major
+        x = self.hidden[1:](_block_input(self.hidden[0], deter, x))  # LayerNorm, SiLU: (B, D)
+        x = self.gates(x)                                           # (B, 3·D), block-major
         reset, cand, update = x.unflatten(-1, (g, 3, -1)).unbind(-2)  # each (B, G, D/G)
         reset, cand, update = reset.flatten(-2), cand.flatten(-2), update.flatten(-2)
         cand = torch.tanh(torch.sigmoid(reset) * cand)
         update = torch.sigmoid(update - 1)
         return update * cand + (1 - update) * deter                 # (B, D)
+
+
+def _block_input(layer: BlockLinear, deter: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+    """The first block layer's pre-activation for inputs [deter slice g, shared] of every block g, without
+    building the (B, G, D/G + X) concatenation: deter's slices go through their blocks' rows of the weight,
+    and the input all blocks share through the stacked remaining rows in one matrix product (same result)."""
+    g, rows, out = layer.weight.shape                               # (G, D/G + X, out/G)
+    d = deter.shape[-1] // g
+    own = torch.einsum("...gi,gio->...go", deter.unflatten(-1, (g, d)), layer.weight[:, :d])  # (B, G, out/G)
+    common = shared @ layer.weight[:, d:].transpose(0, 1).reshape(rows - d, g * out)         # (B, G·out/G)
+    return own.flatten(-2) + common + layer.bias
 
 
 class RSSM(nn.Module):

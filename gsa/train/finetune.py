@@ -6,15 +6,18 @@ steers early episodes). All off is DreamerV3 from scratch: no retrieval database
 trained. ``METHODS`` names the paper's variants.
 
 Outputs (DESIGN.md): ``results/runs/<experiment>/<method>/<task>/seed<k>/`` with ``config.json``,
-``eval.csv`` (frame, episode return, success, normalised score), ``train.csv`` and ``retrieval.json``;
-the checkpoint (world model, actor-critic, optimisers, BC prior, replay, RNG and loop state) goes to
-``checkpoints/runs/...`` at episode ends every ``checkpoint_every`` frames. Calling again resumes an
-interrupted run and skips a finished one.
+``eval.csv`` (frame, episode return, success, normalised score), ``train.csv``, ``retrieval.json`` and,
+once finished, ``done.json`` (small files, meant to be committed); the checkpoint (world model,
+actor-critic, optimisers, BC prior, replay, RNG and loop state) goes to ``checkpoints/runs/...`` at episode
+ends every ``checkpoint_every`` frames, next to ``events.jsonl`` (one line per start, resume and finish).
+Calling again resumes an interrupted run and skips a finished one (by ``done.json``, so a clone with the
+committed results and no checkpoints skips it too).
 """
 from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from collections import deque
 from pathlib import Path
@@ -25,6 +28,7 @@ from tqdm.auto import tqdm
 
 from gsa.bc import FRAMES, BCPolicy, BCSampler, stack_frames, train_bc
 from gsa.config import Config, to_dict
+from gsa.data.episodes import atomic_write
 from gsa.data.sampler import MixedSampler, Replay
 from gsa.envs import get_spec, make, mask, pad
 from gsa.guidance import Guidance
@@ -230,18 +234,20 @@ def evaluate(agent: Agent, env, episodes: int, seed: int) -> dict:
 
 def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Path | None = None,
              dataset_root: str | Path | None = None, experiment: str = "finetune", progress: bool = True,
-             stop_at: int | None = None) -> Path:
-    """Fine-tune on ``task`` with ``method`` (a key of ``METHODS``); returns the run directory.
+             stop_at: int | None = None, label: str | None = None) -> Path:
+    """Fine-tune on ``task`` with ``method`` (a key of ``METHODS``); returns the run directory,
+    ``results/runs/<experiment>/<label>/<task>/seed<k>`` (``label`` defaults to the method's name; the sweep
+    names variants with overrides ``<method>.<variant>``).
 
     ``stop_at`` (frames) ends the run at the first episode end past it, after a checkpoint — as a kill
     right after a checkpoint would (used by the resume test)."""
     cfg = with_method(cfg, method)
     f, wm_cfg = cfg.finetune, cfg.world_model
     spec = get_spec(task)
-    run, ckpt_path = run_paths(cfg, task, method, experiment)
-    saved = checkpoint.load(ckpt_path, kind="finetune") if ckpt_path.exists() else None
-    if saved is not None and saved["loop"]["frames"] >= f.frames:
+    run, ckpt_path = run_paths(cfg, task, label or method, experiment)
+    if is_done(run, f.frames):
         return run
+    saved = checkpoint.load(ckpt_path, kind="finetune") if ckpt_path.exists() else None
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     checkpoint.seed_everything(f.seed)
 
@@ -278,7 +284,7 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
                            obs_shape=obs_shape)
     guidance = make_guidance(cfg, task)
     rng = np.random.default_rng(f.seed)
-    loop = {"frames": 0, "steps": 0, "updates": 0, "episodes": 0}
+    loop = {"frames": 0, "steps": 0, "updates": 0, "episodes": 0, "seconds": 0.0}
     train_log, eval_log = CSVLogger(run / "train.csv", "frame"), CSVLogger(run / "eval.csv", "frame")
     if saved is not None:
         agent.load_state_dict(saved["agent"])
@@ -286,7 +292,7 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
         guidance.rng.bit_generator.state = saved["guidance_rng"]
         rng.bit_generator.state = saved["rng_numpy"]
         checkpoint.set_rng_state(saved["rng"])
-        loop = saved["loop"]
+        loop = {"seconds": 0.0, **saved["loop"]}
         train_log.resume_at(loop["frames"])
         eval_log.resume_at(loop["frames"])
     else:
@@ -295,8 +301,11 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
         run.mkdir(parents=True, exist_ok=True)
         (run / "config.json").write_text(json.dumps({"task": task, "method": method, **to_dict(cfg)}, indent=2))
         (run / "retrieval.json").write_text(json.dumps(retrieval_info, indent=2))
+    _event(ckpt_path, "resume" if saved is not None else "start", loop["frames"])
 
     def save() -> None:
+        loop["seconds"] += time.perf_counter() - clock[0]
+        clock[0] = time.perf_counter()
         checkpoint.save(ckpt_path, kind="finetune", config=to_dict(cfg), agent=agent.state_dict(),
                         prior=None if prior is None else prior.state_dict(), replay=replay.episodes,
                         guidance_rng=guidance.rng.bit_generator.state, rng_numpy=rng.bit_generator.state,
@@ -310,6 +319,7 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     end = f.frames if stop_at is None else min(stop_at, f.frames)
     bar = tqdm(total=f.frames, initial=loop["frames"], desc=f"{method} {task}", unit="frame", disable=not progress)
     totals, count, started = None, 0, time.perf_counter()
+    clock = [started]  # wall time since the last checkpoint
     while loop["frames"] < end:
         obs, _ = env.reset(seed=f.seed * 100_000 + loop["episodes"])
         agent.reset()
@@ -362,7 +372,24 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     bar.close()
     env.close()
     eval_env.close()
+    if loop["frames"] >= f.frames:
+        done = {k: loop[k] for k in ("frames", "updates", "episodes")}
+        atomic_write(run / "done.json", lambda out: out.write(json.dumps({**done, "seconds": round(loop["seconds"], 1)}).encode()))
+        _event(ckpt_path, "done", loop["frames"])
     return run
+
+
+def is_done(run: Path, frames: int) -> bool:
+    """Whether the run in ``run`` finished ``frames`` frames (its ``done.json``)."""
+    path = run / "done.json"
+    return path.exists() and json.loads(path.read_text())["frames"] >= frames
+
+
+def _event(ckpt_path: Path, event: str, frames: int) -> None:
+    """Append one line to the run's ``events.jsonl`` (start / resume / done), next to its checkpoint."""
+    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(ckpt_path.parent / "events.jsonl", "a") as out:
+        out.write(json.dumps({"event": event, "frames": frames, "pid": os.getpid(), "time": time.time()}) + "\n")
 
 
 def load_results(experiment: str) -> "pd.DataFrame":

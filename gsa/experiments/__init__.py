@@ -1,0 +1,1 @@
+"""Experiments: sweeps of fine-tuning runs (local process pool or SLURM) and their tidy results."""

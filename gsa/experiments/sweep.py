@@ -1,0 +1,224 @@
+"""Sweeps: methods × tasks × seeds (× variants) of fine-tuning runs, run locally or on SLURM.
+
+    runs = expand("cpu", preset="cpu", methods=["gsa", "dreamerv3"], tasks=["dmc-walker-walk"], seeds=[0, 1, 2],
+                  variants={"": {}, "k250": {"finetune.retrieval_k": 250}})
+    summary = sweep(runs, workers=2)          # or gsa sweep --preset cpu --methods gsa dreamerv3 ...
+    table = tidy("cpu")                       # results/cpu.csv: method, task, seed, frame, return, success, score
+
+- A run is one ``finetune`` call in its own process (``python -m gsa.experiments.worker``), with
+  ``OMP_NUM_THREADS`` = cores / workers. Finished runs (``done.json``) are skipped, interrupted ones resume
+  from their checkpoint, so calling ``sweep`` again after any interruption continues where it stopped.
+- Nothing runs twice: a worker holds an exclusive lock on its run (``checkpoints/runs/.../lock``) for as long
+  as it lives. If the runner is killed (even ``kill -9``) its workers go on as orphans; a new runner finds
+  their locks taken, waits for them and skips what they finished. A worker killed by a signal is resumed
+  (``retries`` times); a run that raises is reported with its error and the others go on.
+- ``executor="slurm"`` submits the pending runs through ``submitit`` (``pip install gsa[cluster]``) as one
+  job array, with the same worker function and the same locks; ``"submitit-local"`` runs them through
+  submitit's local executor (how the path is tested).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from gsa.config import preset as get_preset
+from gsa.data.episodes import atomic_write
+from gsa.envs import get_spec
+from gsa.paths import project_root, results_dir
+from gsa.train.finetune import METHODS, is_done, load_results, run_paths, score, with_method
+
+BUSY = 75  # worker exit code: another process holds the run's lock
+
+
+@dataclass(frozen=True)
+class Run:
+    """One fine-tuning run of a sweep; ``overrides`` are dotted config fields (as ``gsa finetune -o``)."""
+    experiment: str
+    preset: str
+    method: str
+    task: str
+    seed: int
+    variant: str = ""
+    overrides: tuple = field(default=(), compare=False)  # ((key, value), ...)
+
+    @property
+    def label(self) -> str:
+        """The results folder's method name: ``gsa``, or ``gsa.<variant>`` for a variant."""
+        return f"{self.method}.{self.variant}" if self.variant else self.method
+
+    @property
+    def name(self) -> str:
+        return f"{self.label}/{self.task}/seed{self.seed}"
+
+    def config(self):
+        return get_preset(self.preset, {**dict(self.overrides), "finetune.seed": self.seed})
+
+    def paths(self) -> tuple[Path, Path]:
+        """(results directory, checkpoint path)."""
+        return run_paths(with_method(self.config(), self.method), self.task, self.label, self.experiment)
+
+    def done(self) -> bool:
+        return is_done(self.paths()[0], self.config().finetune.frames)
+
+
+def expand(experiment: str, preset: str, methods, tasks, seeds, variants: dict[str, dict] | None = None,
+           overrides: dict | None = None) -> list[Run]:
+    """Every (method, task, seed, variant) combination; unknown methods, tasks or fields fail here, early."""
+    variants = variants or {"": {}}
+    for method in methods:
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
+    for task in tasks:
+        get_spec(task)
+    runs = []
+    for variant, method, task, seed in itertools.product(variants, methods, tasks, seeds):
+        settings = {**(overrides or {}), **variants[variant]}
+        get_preset(preset, settings)  # unknown config fields raise now, not in a worker
+        runs.append(Run(experiment, preset, method, task, int(seed), variant, tuple(sorted(settings.items()))))
+    return runs
+
+
+def run_one(run: Run) -> str:
+    """Execute one run in this process under its lock → "done", or "busy" if another process holds it.
+    (The worker entry point; submitit pickles it for SLURM.)"""
+    import fcntl
+
+    from gsa.train.finetune import finetune
+
+    _, ckpt = run.paths()
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    with open(ckpt.parent / "lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return "busy"
+        if not run.done():
+            finetune(run.config(), run.task, run.method, experiment=run.experiment, progress=False, label=run.label)
+    return "done"
+
+
+def sweep(runs: list[Run], workers: int | None = None, retries: int = 2, executor: str = "local",
+          progress: bool = True, poll: float = 1.0, slurm: dict | None = None) -> dict[str, str]:
+    """Execute the runs that are not finished; returns {run name: "done" | "error: ..."} and writes the tidy
+    table of every experiment involved (:func:`tidy`)."""
+    todo = [r for r in runs if not r.done()]
+    status = {r.name: "done" for r in runs if r not in todo}
+    if executor == "local":
+        status.update(_local(todo, workers or os.cpu_count() or 1, retries, progress, poll, len(runs)))
+    elif executor in ("slurm", "submitit-local"):
+        status.update(_submitit(todo, executor, slurm or {}))
+    else:
+        raise ValueError(f"unknown executor {executor!r}: choose local, slurm or submitit-local")
+    for experiment in sorted({r.experiment for r in runs}):
+        try:
+            tidy(experiment)
+        except FileNotFoundError:  # nothing evaluated yet
+            pass
+    return status
+
+
+def _local(todo: list[Run], workers: int, retries: int, progress: bool, poll: float, total: int) -> dict[str, str]:
+    """A pool of worker processes; a run whose lock is taken elsewhere waits in the queue."""
+    queue, running, status, attempts, waiting = list(todo), {}, {}, {}, set()
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    logs = results_dir() / "sweeps"
+    logs.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=total, initial=total - len(todo), desc="sweep", unit="run", disable=not progress)
+    started = time.perf_counter()
+    finished = 0
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                run = queue.pop(0)
+                log = logs / f"{run.experiment}--{run.name.replace('/', '--')}.log"
+                command = [sys.executable, "-m", "gsa.experiments.worker", json.dumps(asdict(run))]
+                running[subprocess.Popen(command, env=env, cwd=project_root(), stdout=open(log, "ab"),
+                                         stderr=subprocess.STDOUT)] = (run, log)
+            time.sleep(poll)
+            for process in [p for p in running if p.poll() is not None]:
+                run, log = running.pop(process)
+                code = process.returncode
+                if code == 0:
+                    status[run.name], finished = "done", finished + 1
+                    bar.update()
+                elif code == BUSY:  # an orphan of an earlier runner holds it: wait, then look again
+                    queue.append(run)
+                    waiting.add(run)
+                    time.sleep(poll)
+                elif code < 0 and attempts.get(run.name, 0) < retries:  # killed by a signal: resume it
+                    attempts[run.name] = attempts.get(run.name, 0) + 1
+                    queue.append(run)
+                else:
+                    status[run.name] = f"error: {_last_error(log, code)}"
+                    bar.write(f"[sweep] {run.name} failed: {status[run.name]} (log: {log})")
+                    bar.update()
+            for run in [r for r in queue if r in waiting and r.done()]:  # the orphan finished it
+                queue.remove(run)
+                status[run.name], finished = "done", finished + 1
+                bar.update()
+            rate = finished / max(time.perf_counter() - started, 1e-9)
+            left = len(queue) + len(running)
+            bar.set_postfix(running=len(running), left=left,
+                            eta=f"{left / rate / 60:.0f} min" if finished else "?", refresh=False)
+    finally:
+        bar.close()
+    return status
+
+
+def _last_error(log: Path, code: int) -> str:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "Exception" in line]
+    return (errors or lines or [f"exit code {code}"])[-1].strip()
+
+
+def _submitit(todo: list[Run], executor: str, slurm: dict) -> dict[str, str]:
+    """Submit the runs as one job array through submitit and wait for them."""
+    try:
+        import submitit
+    except ImportError:
+        raise ImportError("the SLURM executor needs submitit: pip install 'gsa[cluster]'") from None
+    folder = results_dir() / "sweeps" / "submitit"
+    cluster = "slurm" if executor == "slurm" else "local"
+    pool = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    pool.update_parameters(**({"timeout_min": 24 * 60, "cpus_per_task": 2} | slurm))
+    jobs = pool.map_array(run_one, todo) if todo else []
+    status = {}
+    for run, job in zip(todo, jobs):
+        try:
+            result = job.result()
+            status[run.name] = "done" if result == "done" else "error: busy (another process holds its lock)"
+        except Exception as error:  # submitit re-raises the worker's exception
+            status[run.name] = f"error: {str(error).strip().splitlines()[-1] if str(error).strip() else error!r}"
+    return status
+
+
+def tidy(experiment: str) -> Path:
+    """Write ``results/<experiment>.csv`` (method, task, seed, frame, return, success, score) from every
+    ``eval.csv`` of the experiment: what figures are made from, without checkpoints."""
+    table = load_results(experiment).rename(columns={"episode_return": "return"})
+    table["score"] = [score(t, r, s) for t, r, s in zip(table["task"], table["return"], table["success"])]
+    columns = ["method", "task", "seed", "frame", "return", "success", "score"]
+    table = table[columns].sort_values(columns[:4]).reset_index(drop=True)
+    path = results_dir() / f"{experiment}.csv"
+    atomic_write(path, lambda out: out.write(table.to_csv(index=False).encode()))
+    return path
+
+
+def read_status(runs: list[Run]) -> pd.DataFrame:
+    """One row per run: its name and whether it is done, started (has a checkpoint) or new."""
+    rows = []
+    for run in runs:
+        results, ckpt = run.paths()
+        state = "done" if run.done() else "started" if ckpt.exists() else "new"
+        rows.append({"method": run.label, "task": run.task, "seed": run.seed, "status": state})
+    return pd.DataFrame(rows)

@@ -1,0 +1,104 @@
+"""The sweep runner: expansion, skipping finished runs, surviving kill -9 of the runner and of a worker,
+reporting a failing run while the others finish, the submitit path, and the tidy table."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gsa.experiments.sweep import expand, read_status, sweep
+
+TINY = {"world_model.obs": "state", "finetune.frames": 600, "finetune.warmup_frames": 200,
+        "finetune.eval_every": 600, "finetune.eval_episodes": 1, "finetune.batch_size": 4, "finetune.seq_len": 16,
+        "finetune.train_ratio": 16, "finetune.units": 32, "finetune.checkpoint_every": 200}
+TASK = "mw-reach"  # 100 agent steps (200 frames) per episode
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setenv("GSA_ROOT", str(tmp_path))
+    monkeypatch.setenv("GSA_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path
+
+
+def events(run) -> list[str]:
+    path = run.paths()[1].parent / "events.jsonl"
+    return [json.loads(line)["event"] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_expansion_names_and_early_errors():
+    runs = expand("x", "smoke", ["gsa", "dreamerv3"], ["mw-reach", "dmc-walker-walk"], [0, 1, 2],
+                  variants={"": {}, "k4": {"finetune.retrieval_k": 4}})
+    assert len(runs) == 2 * 2 * 3 * 2 and len({r.name for r in runs}) == len(runs)
+    k4 = [r for r in runs if r.variant == "k4"]
+    assert {r.label for r in k4} == {"gsa.k4", "dreamerv3.k4"}
+    assert all(r.config().finetune.retrieval_k == 4 for r in k4)
+    assert {r.config().finetune.seed for r in runs} == {0, 1, 2}
+    with pytest.raises(ValueError, match="unknown method"):
+        expand("x", "smoke", ["dreamer"], ["mw-reach"], [0])
+    with pytest.raises(ValueError, match="unknown task"):
+        expand("x", "smoke", ["gsa"], ["mw-reachh"], [0])
+    with pytest.raises(ValueError, match="unknown config field"):
+        expand("x", "smoke", ["gsa"], ["mw-reach"], [0], overrides={"finetune.nope": 1})
+
+
+def test_runs_finish_failures_are_reported_and_finished_runs_are_skipped(root):
+    runs = expand("sw", "smoke", ["dreamerv3", "gsa"], [TASK], [0], overrides=TINY)  # gsa: no world model
+    status = sweep(runs, workers=2, progress=False, poll=0.2)
+    assert status["dreamerv3/mw-reach/seed0"] == "done"
+    assert status["gsa/mw-reach/seed0"].startswith("error:") and "gsa pretrain" in status["gsa/mw-reach/seed0"]
+    table = pd.read_csv(root / "results" / "sw.csv")
+    assert list(table.columns) == ["method", "task", "seed", "frame", "return", "success", "score"]
+    assert table[["method", "frame"]].values.tolist() == [["dreamerv3", 600]]
+    assert table["score"].iloc[0] == 100 * table["success"].iloc[0]
+    done = runs[0]
+    assert events(done) == ["start", "done"]
+    assert sweep([done], progress=False) == {done.name: "done"} and events(done) == ["start", "done"]  # skipped
+    assert read_status(runs)["status"].tolist() == ["done", "new"]
+
+
+def _wait(condition, timeout=300.0):
+    end = time.time() + timeout
+    while not condition():
+        assert time.time() < end, "timed out"
+        time.sleep(0.2)
+
+
+def test_kill_9_of_a_worker_and_of_the_runner_loses_nothing_and_runs_nothing_twice(root):
+    runs = expand("kill", "smoke", ["dreamerv3"], [TASK], [0, 1], overrides=TINY)
+    first = runs[0]
+    command = [sys.executable, "-c", "import sys; from gsa.cli import main; main(sys.argv[1:])", "sweep",
+               "--preset", "smoke", "--experiment", "kill", "--methods", "dreamerv3", "--tasks", TASK,
+               "--seeds", "0", "1", "--workers", "1", *[arg for k, v in TINY.items() for arg in ("-o", f"{k}={v}")]]
+    runner = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        _wait(lambda: first.paths()[1].exists())  # first checkpoint written (frame 200)
+        worker = [json.loads(line) for line in (first.paths()[1].parent / "events.jsonl").read_text().splitlines()][0]["pid"]
+        os.kill(worker, signal.SIGKILL)  # the runner resumes the killed run
+        _wait(lambda: "resume" in events(first))
+        runner.send_signal(signal.SIGKILL)  # its worker goes on as an orphan
+        runner.wait()
+        assert not first.done()
+        status = sweep(runs, workers=1, progress=False, poll=0.2)  # waits for the orphan, runs the other
+    finally:
+        runner.kill()
+    assert status == {r.name: "done" for r in runs}
+    assert events(first) == ["start", "resume", "done"] and events(runs[1]) == ["start", "done"]
+    for run in runs:
+        assert pd.read_csv(run.paths()[0] / "eval.csv")["frame"].tolist() == [600]
+        assert pd.read_csv(run.paths()[0] / "train.csv")["frame"].tolist() == [200, 400, 600]
+
+
+def test_submitit_local_executor(root):
+    pytest.importorskip("submitit")
+    runs = expand("sub", "smoke", ["dreamerv3"], [TASK], [0], overrides=TINY)
+    assert sweep(runs, executor="submitit-local", progress=False) == {runs[0].name: "done"}
+    assert runs[0].done() and Path(root / "results" / "sub.csv").exists()
