@@ -4,7 +4,7 @@ A fine-tuning update (``Agent.update`` of ``gsa/train/finetune.py``, SPEC §5) i
 (paper Eq. 1) + the reward head on the online rows + actor-critic imagination (horizon 16 from all
 16 × 64 posterior states) and its update. The reference is the pre-training step (``make_train_step``) on
 the same random batches (16 × 64 pixels, 4 retrieved rows). Presets: ``tiny`` = ``preset("smoke")`` (its
-actor-critic has 64 units), ``small`` = ``preset("cpu")`` (512 units, as in the paper), and on CUDA ``paper``;
+actor-critic has 64 units), ``small`` = the paper preset with NCRL's "small" world model (512 units, as in the paper), and on CUDA ``paper``;
 batch 16 × 64 for all rather than the smoke preset's 8 × 32. Eager fp32 on CPU; on CUDA bf16 autocast and
 compile mode ``step`` (``runtime``; ``--compile graph`` for the training default, minutes of compile), the
 same on both sides of the ratio.
@@ -57,7 +57,7 @@ def main() -> None:
           f"compile {compile_}, bf16={bf16}; {load_note()}")
     for name in names:
         steps = args.steps or DEFAULT_STEPS[name]
-        cfg = preset(PRESETS[name])
+        cfg = preset(*PRESETS[name])
         cfg.pretrain.compile = compile_
         batches = [finetune_batch(cfg, device, seed) for seed in range(2)]
         wm_step, _, _ = world_model_step(name, compile_, device)

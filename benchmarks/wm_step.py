@@ -1,7 +1,7 @@
 """Seconds per world-model training step (paper Eq. 1, batch 16 × 64, pixels) with and without torch.compile.
 
 Times ``make_train_step`` of ``gsa/train/pretrain.py`` on random synthetic batches (uint8 frames, padded
-actions + mask, ``is_first``) for the ``tiny`` (``preset("smoke")``) and ``small`` (``preset("cpu")``, NCRL
+actions + mask, ``is_first``) for the ``tiny`` (``preset("smoke")``) and ``small`` (the paper preset at NCRL's
 "small") world models. The first step of each run is timed apart: for compiled runs it is the compile time.
 Prints a table and, measured in the same run, the ratios compiled vs eager and small vs tiny. On CUDA the
 ``paper`` preset is timed too, and every run uses bf16 autocast. Compiled runs are on by default only on
@@ -18,12 +18,14 @@ import time
 import gsa  # noqa: F401  (before torch: OMP_WAIT_POLICY=PASSIVE keeps timings meaningful on shared cores)
 import torch
 
-from gsa.config import WorldModelConfig, preset
+from gsa.config import SMALL, WorldModelConfig, preset
 from gsa.models.world_model import WorldModel
-from gsa.train.pretrain import COMPILE_MODES, make_optimizer, make_train_step, runtime
+from gsa.train.optim import make_optimizer
+from gsa.train.pretrain import COMPILE_MODES, make_train_step, runtime
 
 B, T = 16, 64
-PRESETS = {"tiny": "smoke", "small": "cpu", "paper": "paper"}
+PRESETS = {"tiny": ("smoke", None), "small": ("paper", {f"world_model.{k}": v for k, v in SMALL.items()}),
+           "paper": ("paper", None)}
 DEFAULT_STEPS = {"tiny": 10, "small": 3, "paper": 20}  # small: ~5 s a step on 2 CPU threads
 COMPILE_NOTE = ("pass --compile graph step to time torch.compile too; with a cold inductor cache the 64-step "
                 "unrolled graph compiles for ~20 min per preset on 2 CPU threads (~9 min on the H100 machine; "
@@ -72,7 +74,7 @@ def time_step(step, batches: list[dict], steps: int, device: torch.device) -> tu
 
 def world_model_step(name: str, compile_: str, device: torch.device):
     """A fresh world model of preset `name`, its optimiser and the Eq. 1 train step → (step, cfg, params)."""
-    cfg = preset(PRESETS[name])
+    cfg = preset(*PRESETS[name])
     torch.manual_seed(0)
     model = WorldModel(cfg.world_model).to(device)
     _, bf16 = runtime(compile_, None, device)

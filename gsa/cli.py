@@ -37,7 +37,7 @@ def _collect(args) -> None:
     from gsa.paths import resolve
 
     cfg = preset(args.preset, args.override)
-    collect(cfg.data)
+    collect(cfg)
     OfflineDataset(resolve(cfg.data.root)).close()  # packs the episodes for sampling
     print(f"dataset card: {write_card(resolve(cfg.data.root))}")
 

@@ -26,7 +26,10 @@ class DataConfig:
     root: str = "data/paper"              # dataset directory (manifest.csv, episodes, card)
     dmc_embodiments: tuple[str, ...] = DMC_EMBODIMENTS
     dmc_episodes: int = 2000              # per DMC embodiment (paper: 10k over 5 embodiments)
-    dmc_sources: tuple[str, ...] = ("random", "ou")  # exploration policies, equal shares
+    dmc_sources: tuple[str, ...] = ("p2e", "random", "ou")  # exploration policies, equal shares; "p2e": snapshots
+                                          # of a Plan2Explore explorer (gsa/explore.py), early to late
+    explore_frames: int = 100_000         # Plan2Explore training frames per DMC embodiment
+    explore_snapshots: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 1.0)  # snapshots kept, as fractions of it
     mw_tasks: tuple[str, ...] = tuple(MW_TASKS)
     mw_episodes: int = 1000               # per Meta-World task (paper: 1k × 50)
     sigmas: tuple[float, ...] = SIGMAS
@@ -119,6 +122,7 @@ class FinetuneConfig:
     max_std: float = 1.0
     ac_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=8e-5))
     guidance_schedule: str | None = None  # None: per benchmark, GUIDANCE_SCHEDULES; NCRL: "linear(1,0.1,100000)"
+    guidance_scale: float = 1.0           # multiplies the lengths of GUIDANCE_SCHEDULES (a shorter budget)
     bc_steps: int = 150_000
     bc_batch_size: int = 256
     bc_lr: float = 1e-4
@@ -127,12 +131,16 @@ class FinetuneConfig:
     seed: int = 0
 
     def schedule(self, benchmark: str) -> str:
-        """The guidance schedule of a task's benchmark: an explicit ``guidance_schedule`` wins."""
-        return self.guidance_schedule or GUIDANCE_SCHEDULES[benchmark]
+        """The guidance schedule of a task's benchmark (its length times ``guidance_scale``); an explicit
+        ``guidance_schedule`` wins."""
+        if self.guidance_schedule:
+            return self.guidance_schedule
+        start, end, steps = GUIDANCE_SCHEDULES[benchmark]
+        return f"linear({start},{end},{round(steps * self.guidance_scale)})"
 
 
 # Execution guidance: probability of a guided episode over agent steps (SPEC §5.6, paper App. G).
-GUIDANCE_SCHEDULES = {"dmc": "linear(1,0,50000)", "metaworld": "linear(1,0,150000)"}
+GUIDANCE_SCHEDULES = {"dmc": (1, 0, 50_000), "metaworld": (1, 0, 150_000)}  # linear(start, end, agent steps)
 
 
 @dataclass
@@ -146,16 +154,27 @@ class Config:
 
 TINY = dict(deter=128, hidden=64, blocks=2, stoch=8, classes=8, depth=8)
 SMALL = dict(deter=1024, hidden=512, blocks=8, stoch=32, classes=32, depth=32)  # NCRL "small"
+CPU = dict(deter=256, hidden=128, blocks=2, stoch=16, classes=8, depth=8)     # cpu preset (state mode)
 
 PRESETS: dict[str, dict] = {
     "paper": {},
+    # A study for 2 CPU cores (hours per task, SPEC §2 "state mode"): proprioceptive states, a small world
+    # model and actor-critic, one third of the paper's budget (50k frames) with the guidance schedules scaled
+    # to match, and a dataset that is cheap to collect without rendering (Meta-World noisy experts, DMC
+    # Plan2Explore snapshots + random + OU exploration). Measured times: README "The cpu preset".
     "cpu": {
-        "data.root": "data/cpu", "data.dmc_episodes": 200, "data.mw_episodes": 20,
-        **{f"world_model.{k}": v for k, v in SMALL.items()},
-        "pretrain.steps": 5_000, "pretrain.checkpoint_every": 500,
+        "data.root": "data/cpu", "data.obs": "state", "data.dmc_episodes": 120, "data.mw_episodes": 50,
+        "data.explore_frames": 30_000,
+        **{f"world_model.{k}": v for k, v in CPU.items()}, "world_model.obs": "state",
+        "pretrain.steps": 10_000, "pretrain.checkpoint_every": 1_000, "pretrain.optim.lr": 3e-4,
+        "finetune.frames": 50_000, "finetune.warmup_frames": 5_000, "finetune.train_ratio": 128,
+        "finetune.seq_len": 32, "finetune.units": 128, "finetune.ac_optim.lr": 3e-4,
+        "finetune.retrieval_k": 50, "finetune.bc_steps": 5_000, "finetune.guidance_scale": 1 / 3,
+        "finetune.checkpoint_every": 5_000,
     },
     "smoke": {
-        "data.root": "data/smoke", "data.dmc_episodes": 4, "data.dmc_length": 100,
+        "data.root": "data/smoke", "data.dmc_episodes": 6, "data.dmc_length": 100, "data.explore_frames": 2_000,
+        "data.explore_snapshots": (0.5, 1.0),
         "data.mw_tasks": ("reach", "door-open", "drawer-close"), "data.mw_episodes": 5,
         **{f"world_model.{k}": v for k, v in TINY.items()},
         "pretrain.steps": 600, "pretrain.optim.lr": 3e-4, "pretrain.batch_size": 8, "pretrain.seq_len": 32, "pretrain.log_every": 10,

@@ -49,7 +49,7 @@ cfg.data
 # Episodes already on disk are kept (the collection resumes where it stopped).
 
 # %%
-manifest = collect(cfg.data)
+manifest = collect(cfg)
 dataset = OfflineDataset(resolve(cfg.data.root))
 print(f"{len(dataset)} episodes, {dataset.index['n_frames']} frames, padded action size {dataset.action_size}")
 

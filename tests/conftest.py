@@ -11,6 +11,7 @@ def smoke_data(tmp_path_factory):
 
     overrides = {"data.root": str(tmp_path_factory.mktemp("smoke_data") / "data"),
                  "data.dmc_embodiments": ("cartpole", "walker"), "data.dmc_episodes": 2, "data.dmc_length": 40,
+                 "data.dmc_sources": ("random", "ou"),
                  "data.mw_tasks": ("reach",), "data.mw_episodes": 2, "data.workers": 2,
                  "pretrain.benchmark": "all"}  # one model for both benchmarks; tests of "each" set it
     cfg = preset("smoke", overrides)

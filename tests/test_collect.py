@@ -18,6 +18,7 @@ from gsa.envs import make
 from gsa.envs.registry import MW_TASKS
 
 OVERRIDES = {"data.dmc_embodiments": ("cartpole",), "data.dmc_episodes": 2, "data.dmc_length": 12,
+             "data.dmc_sources": ("random", "ou"),
              "data.mw_tasks": ("reach",), "data.mw_episodes": 2, "data.workers": 2}
 
 

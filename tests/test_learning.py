@@ -46,7 +46,7 @@ def test_cartpole_balance_from_state(env_root, method):
     cfg = config(env_root)
     world_model = None
     if method == "gsa":
-        collect(cfg.data, progress=False)
+        collect(cfg, progress=False)
         world_model = pretrain(cfg, out=env_root / "wm", progress=False)
     run = finetune(cfg, TASK, method, world_model=world_model, experiment="learning", progress=False)
     evals = pd.read_csv(run / "eval.csv")

@@ -4,10 +4,11 @@
   checkpoints cannot be fetched here) with Gaussian action noise σ ∈ {0.1, 0.3, 0.5, 1.0, 2.0} in equal
   shares, clipped to [−1, 1]; 100 agent steps.
 - DMControl: reward-free exploration per embodiment with the sources of ``DataConfig.dmc_sources``:
-  ``random`` (uniform) and ``ou`` (Ornstein–Uhlenbeck, temporally correlated) built in, and any
-  ``"package.module:factory"`` — the hook for curiosity-agent snapshots (a Plan2Explore explorer's
-  checkpoints): ``factory(spec, rng)`` returns a policy with ``reset()`` and ``__call__(state) -> action``
-  (native size, in [−1, 1]); it must be importable because workers are separate processes.
+  ``p2e`` (snapshots of a Plan2Explore explorer trained first, ``gsa/explore.py``, early to late in equal
+  shares, recorded as ``p2e@<frames>``), ``random`` (uniform), ``ou`` (Ornstein–Uhlenbeck, temporally
+  correlated), and any ``"package.module:factory"``: ``factory(spec, rng)`` returns a policy with
+  ``reset()`` and ``__call__(state) -> action`` (native size, in [−1, 1]); it must be importable because
+  workers are separate processes.
 
 Each worker runs whole episodes in state space (physics is 10–100× faster than rendering, DESIGN.md),
 then renders the frames from the stored physics states (re-rendering is pixel-identical to rendering
@@ -30,7 +31,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from gsa.config import DataConfig
+from gsa.config import Config, DataConfig
 from gsa.data.episodes import NCRL_NAME, atomic_write, read_manifest, save_episode, sha256, write_manifest
 from gsa.envs.registry import DMC_TASKS, EMBODIMENTS, get_spec
 from gsa.paths import resolve
@@ -68,10 +69,13 @@ class Job:
 def jobs(cfg: DataConfig) -> list[Job]:
     """All episodes of a dataset, in manifest order."""
     out = []
+    snapshots = [max(1, round(f * cfg.explore_frames)) for f in sorted(set(cfg.explore_snapshots))]
     for embodiment in cfg.dmc_embodiments:
         task = f"dmc-{embodiment}-{DMC_TASKS[embodiment][0]}"
         for i in range(cfg.dmc_episodes):
             source = cfg.dmc_sources[i % len(cfg.dmc_sources)]
+            if source == "p2e":  # cycle through the snapshots, early to late
+                source = f"p2e@{snapshots[(i // len(cfg.dmc_sources)) % len(snapshots)]}"
             out.append(Job("dmc", task, embodiment, source, None, i, _seed(cfg.seed, task, i)))
     for name in cfg.mw_tasks:
         task = f"mw-{name}"
@@ -136,8 +140,12 @@ def expert_name(task: str) -> str:
     return "Sawyer" + "".join(word.capitalize() for word in name.split("-")) + "V3Policy"
 
 
-def make_policy(job: Job, rng: np.random.Generator):
+def make_policy(job: Job, rng: np.random.Generator, root: str | Path | None = None):
     spec = get_spec(job.task)
+    if job.source.startswith("p2e@"):
+        from gsa.explore import ExplorerPolicy
+
+        return ExplorerPolicy(explorer_dir(root, job.embodiment) / f"snapshot-{job.source[4:]}.pt", rng)
     if job.source == "expert":
         return NoisyExpert(job.task, job.sigma, rng)
     if job.source == "random":
@@ -146,7 +154,7 @@ def make_policy(job: Job, rng: np.random.Generator):
         return OUPolicy(spec.embodiment.action_size, rng)
     module, sep, name = job.source.partition(":")
     if not sep:
-        raise ValueError(f"unknown source {job.source!r}: use random, ou, or 'package.module:factory'")
+        raise ValueError(f"unknown source {job.source!r}: use p2e, random, ou, or 'package.module:factory'")
     return getattr(importlib.import_module(module), name)(spec, rng)
 
 
@@ -154,8 +162,13 @@ def make_policy(job: Job, rng: np.random.Generator):
 _ENVS: dict = {}  # per worker process: one state-mode env per task, re-seeded per episode
 
 
+def explorer_dir(root: str | Path, embodiment: str) -> Path:
+    """Where a dataset keeps an embodiment's Plan2Explore explorer (checkpoint, log, snapshots)."""
+    return Path(root) / "explorers" / embodiment
+
+
 def run_job(job: Job, size: int = 64, action_repeat: int = 2, length: int | None = None,
-            render: bool = True) -> tuple[dict, dict]:
+            render: bool = True, root: str | Path | None = None) -> tuple[dict, dict]:
     """Collect one episode in state space, then render its frames (unless ``render`` is off: a state-only
     dataset); returns (episode, analysis row)."""
     from gsa.envs import make
@@ -164,7 +177,7 @@ def run_job(job: Job, size: int = 64, action_repeat: int = 2, length: int | None
         _ENVS[job.task] = make(job.task, obs="state", size=size, action_repeat=action_repeat)
     env = _ENVS[job.task]
     rng = np.random.default_rng(job.seed)
-    policy = make_policy(job, rng)
+    policy = make_policy(job, rng, root)
     policy.reset()
     state, info = env.reset(seed=job.seed)
     task_state = info["task_state"]
@@ -194,7 +207,7 @@ def run_job(job: Job, size: int = 64, action_repeat: int = 2, length: int | None
 
 def _work(job: Job, root: str, size: int, action_repeat: int, length: int | None, render: bool) -> tuple[dict, dict]:
     """Worker: collect, save atomically, return the manifest and analysis rows."""
-    episode, analysis = run_job(job, size, action_repeat, length, render)
+    episode, analysis = run_job(job, size, action_repeat, length, render, root)
     T = len(episode["action"]) - 1
     stamp = time.strftime("%Y%m%dT%H%M%S")
     path = Path(root) / job.folder / f"{stamp}-{job.uuid}-{job.index}-{T}.npz"
@@ -209,13 +222,24 @@ def _row(job: Job, path: Path, length: int, digest: str) -> dict:
 
 
 # -- a whole dataset ----------------------------------------------------------------------------------------
-def collect(cfg: DataConfig, progress: bool = True, save_every: int = 20) -> pd.DataFrame:
+def collect(cfg: DataConfig | Config, progress: bool = True, save_every: int = 20) -> pd.DataFrame:
     """Collect (or finish collecting) the dataset of ``cfg`` under ``cfg.root``; returns its manifest.
 
-    Episodes already on disk (found by their job hash in the file name) are kept, not redone; the
-    manifest and ``analysis.csv`` are rewritten atomically every ``save_every`` episodes and at the end.
+    With ``p2e`` among the DMC sources, ``cfg`` must be the whole :class:`Config` (the explorer uses its
+    world-model and actor-critic settings); explorers are trained (or resumed) first, one embodiment after
+    the other. Episodes already on disk (found by their job hash in the file name) are kept, not redone;
+    the manifest and ``analysis.csv`` are rewritten atomically every ``save_every`` episodes and at the end.
     """
+    full, cfg = (cfg, cfg.data) if isinstance(cfg, Config) else (None, cfg)
     root = resolve(cfg.root)
+    if "p2e" in cfg.dmc_sources and cfg.dmc_episodes and cfg.dmc_embodiments:
+        if full is None:
+            raise ValueError("data.dmc_sources has 'p2e': pass the whole Config to collect (the explorer needs "
+                             "its world-model and actor-critic settings)")
+        from gsa.explore import explore
+
+        for embodiment in cfg.dmc_embodiments:
+            explore(full, embodiment, explorer_dir(root, embodiment), progress=progress)
     todo = jobs(cfg)
     done = _existing(root, todo)
     rows, analysis = _previous_analysis(root), {}

@@ -201,7 +201,8 @@ class ActorCritic(nn.Module):
         low, high = self.return_range
         return (high - low).clamp(min=1.0)
 
-    def loss(self, world_model, post: State, action_mask: torch.Tensor, reward: torch.Tensor, online: torch.Tensor):
+    def loss(self, world_model, post: State, action_mask: torch.Tensor, reward: torch.Tensor, online: torch.Tensor,
+             intrinsic=None):
         """→ (reward loss, actor loss, critic loss, metrics) for posterior states (B, T, ...) of a batch.
 
         action_mask (B, A) float, reward (B, T), online (B,) bool. Imagination starts from all B·T posterior
@@ -209,17 +210,21 @@ class ActorCritic(nn.Module):
         critic; with ``actor_grad="dynamics"`` (paper Eq. 4) the actor maximises them by back-propagating
         through the imagined dynamics and the reward head, whose weights are frozen while imagining (no
         gradient is computed for them).
+
+        ``intrinsic(feat (H, N, F), actions (H, N, A)) → (H, N)``, if given, replaces the reward head in
+        imagination (the Plan2Explore explorer's disagreement, ``gsa/explore.py``): reward[t] is then a
+        function of (s_t, a_t), and the reward head is not trained (its loss is 0).
         """
         cfg, rssm = self.cfg, world_model.rssm
         post = {k: v.detach() for k, v in post.items()}
-        rew_loss = reward_loss(self.reward, rssm.feat(post), reward, online)
+        rew_loss = reward_loss(self.reward, rssm.feat(post), reward, online) if intrinsic is None else reward.new_zeros(())
         B, T = reward.shape
         start = {k: v.flatten(0, 1) for k, v in post.items()}     # (N, ...), N = B·T
         mask = action_mask[:, None].expand(B, T, -1).flatten(0, 1)  # (N, A)
         with torch.no_grad() if cfg.actor_grad == "reinforce" else frozen(rssm, self.reward):
             states, actions, dists = imagine(rssm, self.actor, start, mask, cfg.horizon)
             feat = rssm.feat(states)                                # (H+1, N, F)
-            imag_reward = self.reward(feat[1:]).mean()              # (H, N)
+            imag_reward = self.reward(feat[1:]).mean() if intrinsic is None else intrinsic(feat[:-1], actions)  # (H, N)
             slow_value = self.slow_critic(feat).mean()              # (H+1, N)
             returns = lambda_returns(imag_reward, slow_value, cfg.gamma, cfg.lam)  # (H, N)
 

@@ -102,16 +102,19 @@ class Agent:
     def executed(self, action: np.ndarray) -> None:
         self.prev_action = torch.as_tensor(action, device=self.device, dtype=torch.float32)[None]
 
-    def update(self, batch: dict) -> dict[str, torch.Tensor]:
+    def update(self, batch: dict, intrinsic=None) -> dict[str, torch.Tensor]:
         """World model on every row (Eq. 1), reward head on online rows only, actor-critic in imagination
-        from every posterior state (SPEC §5.1, 5.3–5.5). Returns detached metrics (no host sync)."""
+        from every posterior state (SPEC §5.1, 5.3–5.5). Returns detached metrics (no host sync); the
+        batch's posterior states stay in ``self.post``. ``intrinsic`` replaces the reward head in
+        imagination (the Plan2Explore explorer, see ``ActorCritic.loss``)."""
         f = self.cfg.finetune
         metrics, post = self.wm_step(batch)
+        self.post = post
         metrics["wm_loss"] = metrics.pop("loss")
         online = batch["source"] == 0
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             reward_loss, actor_loss, critic_loss, ac_metrics = self.ac.loss(
-                self.wm, post, batch["action_mask"], batch["reward"], online)
+                self.wm, post, batch["action_mask"], batch["reward"], online, intrinsic)
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)
         (reward_loss + actor_loss + critic_loss).backward()

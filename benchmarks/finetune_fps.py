@@ -1,0 +1,114 @@
+"""Frames per second of the whole fine-tuning loop (acting, updates, evaluation) against an earlier version.
+
+Runs ``finetune`` (DreamerV3 from scratch: no pre-training needed) in state mode with the ``cpu`` preset's
+world model and fine-tuning hyper-parameters for a few thousand frames, fixed seed, once with this checkout's
+code and once with the package as it was at ``--reference`` (default: the version before issue 11's speed
+work), each in a fresh process with the same thread count, one after the other. The reference package is
+extracted from git history into a temporary directory, so no copy of old code lives in the project. Fields
+the reference config does not know (options added since) are left out of its run and listed.
+
+    python benchmarks/finetune_fps.py [--frames 4000] [--threads 2] [--reference e607cad] [--task dmc-cartpole-balance]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = "e607cad"  # main before issue 11: the loop of the learning check at ~15 frames/s
+
+
+def settings(frames: int) -> dict:
+    """The cpu preset's model and fine-tuning fields, with a short budget."""
+    from gsa.config import preset, to_dict
+
+    cfg = to_dict(preset("cpu"))
+    flat = {f"world_model.{k}": v for k, v in cfg["world_model"].items()}
+    flat.update({f"finetune.{k}": v for k, v in cfg["finetune"].items() if not isinstance(v, dict)})
+    flat.update({f"finetune.ac_optim.{k}": v for k, v in cfg["finetune"]["ac_optim"].items()})
+    flat.update({"finetune.frames": frames, "finetune.warmup_frames": 1000, "finetune.eval_every": frames // 2,
+                 "finetune.eval_episodes": 1, "finetune.checkpoint_every": 10**9, "finetune.seed": 0})
+    return flat
+
+
+def driver(spec: dict) -> None:
+    """In a fresh process whose ``gsa`` is the version under test: run, then print the timing as JSON."""
+    import gsa  # noqa: F401
+    import torch
+
+    from gsa.config import preset, set_field
+    from gsa.train.finetune import finetune
+
+    torch.set_num_threads(spec["threads"])
+    cfg, skipped = preset("smoke"), []
+    for key, value in spec["settings"].items():
+        try:
+            set_field(cfg, key, value)
+        except ValueError:
+            skipped.append(key)
+    cfg = dataclasses.replace(cfg, name="benchmark")
+    start = time.perf_counter()
+    run = finetune(cfg, spec["task"], "dreamerv3", experiment="fps", progress=False)
+    seconds = time.perf_counter() - start
+    evals = (Path(run) / "eval.csv").read_text().strip().splitlines()
+    print(json.dumps({"seconds": seconds, "fps": spec["settings"]["finetune.frames"] / seconds,
+                      "skipped": skipped, "gsa": gsa.__file__, "last_eval": evals[-1]}))
+
+
+def measure(package_root: Path, spec: dict) -> dict:
+    with tempfile.TemporaryDirectory() as work:
+        env = {**os.environ, "PYTHONPATH": str(package_root), "GSA_ROOT": work,
+               "GSA_RESULTS_DIR": str(Path(work) / "results"), "OMP_NUM_THREADS": str(spec["threads"])}
+        out = subprocess.run([sys.executable, __file__, "--driver", json.dumps(spec)], env=env, cwd=work,
+                             capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"run with {package_root} failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert Path(result["gsa"]).is_relative_to(package_root), result["gsa"]
+    return result
+
+
+def extract(revision: str, target: Path) -> Path:
+    """``gsa/`` (and pyproject.toml, which locates the project root) as of ``revision``."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "gsa", "pyproject.toml"],
+                             capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=4000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reference", default=REFERENCE, help="git revision of the reference version")
+    parser.add_argument("--task", default="dmc-cartpole-balance")
+    parser.add_argument("--driver", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.driver:
+        return driver(json.loads(args.driver))
+    sys.path.insert(0, str(ROOT))
+    spec = {"settings": settings(args.frames), "task": args.task, "threads": args.threads}
+    with tempfile.TemporaryDirectory() as old:
+        reference = measure(extract(args.reference, Path(old)), spec)
+    current = measure(ROOT, spec)
+    print(f"fine-tuning loop, {args.task}, state mode, cpu preset model, {args.frames} frames "
+          f"(1000 warm-up), {args.threads} threads, seed 0")
+    print(f"| code | seconds | frames/s |\n| --- | ---: | ---: |")
+    print(f"| reference {args.reference} | {reference['seconds']:.0f} | {reference['fps']:.1f} |")
+    print(f"| this checkout | {current['seconds']:.0f} | {current['fps']:.1f} |")
+    print(f"speed-up: {current['fps'] / reference['fps']:.2f}x")
+    if reference["skipped"]:
+        print(f"fields unknown to the reference (left at its defaults): {', '.join(reference['skipped'])}")
+
+
+if __name__ == "__main__":
+    main()
