@@ -1,4 +1,4 @@
-"""Every hyper-parameter, in one place: dataclass configs and the named presets of DESIGN.md.
+"""Every hyper-parameter, in one place: dataclass configs and the named presets (smoke | cpu | paper).
 
     cfg = preset("smoke")                                   # Config(data=..., world_model=..., ...)
     cfg = preset("paper", {"world_model.deter": 4096})     # dotted overrides (dict or CLI "k=v")
@@ -127,6 +127,7 @@ class FinetuneConfig:
     bc_batch_size: int = 256
     bc_lr: float = 1e-4
     action_repeat: int = 2
+    compile: bool | None = None           # torch.compile the actor-critic loss; None: with pretrain.compile="graph"
     checkpoint_every: int = 10_000        # frames
     seed: int = 0
 
@@ -163,10 +164,11 @@ PRESETS: dict[str, dict] = {
     # to match, and a dataset that is cheap to collect without rendering (Meta-World noisy experts, DMC
     # Plan2Explore snapshots + random + OU exploration). Measured times: README "The cpu preset".
     "cpu": {
-        "data.root": "data/cpu", "data.obs": "state", "data.dmc_episodes": 120, "data.mw_episodes": 50,
-        "data.explore_frames": 30_000,
+        "data.root": "data/cpu", "data.obs": "state", "data.dmc_embodiments": ("cheetah", "walker", "quadruped"),
+        "data.dmc_episodes": 150, "data.mw_episodes": 50, "data.explore_frames": 20_000,
         **{f"world_model.{k}": v for k, v in CPU.items()}, "world_model.obs": "state",
         "pretrain.steps": 10_000, "pretrain.checkpoint_every": 1_000, "pretrain.optim.lr": 3e-4,
+        "pretrain.compile": "graph",  # world-model loss and actor-critic loss compiled (a C++ compiler is needed)
         "finetune.frames": 50_000, "finetune.warmup_frames": 5_000, "finetune.train_ratio": 128,
         "finetune.seq_len": 32, "finetune.units": 128, "finetune.ac_optim.lr": 3e-4,
         "finetune.retrieval_k": 50, "finetune.bc_steps": 5_000, "finetune.guidance_scale": 1 / 3,

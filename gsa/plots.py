@@ -52,6 +52,7 @@ def data_quality(manifest: pd.DataFrame, analysis: pd.DataFrame):
     """Hidden task return per episode by source / σ, and Meta-World success by σ (analysis only)."""
     data = manifest.merge(analysis, on="id")
     data["policy"] = [f"σ={s:g}" if s == s else src for s, src in zip(data["sigma"], data["source"])]
+    data.loc[data["benchmark"] == "metaworld", "hidden_task"] = "Meta-World (all tasks)"  # one panel, not 50
     tasks = list(dict.fromkeys(data["hidden_task"]))
     fig, axes = plt.subplots(1, len(tasks) + 1, figsize=(2.6 * (len(tasks) + 1), 2.8), squeeze=False)
     for ax, task in zip(axes[0], tasks):

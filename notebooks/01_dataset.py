@@ -14,7 +14,8 @@
 # %% [markdown]
 # # 01 · The non-curated offline dataset
 # GSA pre-trains on reward-free, mixed-quality trajectories of many embodiments (paper §3, SPEC §3):
-# DMControl exploration data (5 embodiments) and noisy Meta-World experts (σ ∈ {0.1, 0.3, 0.5, 1, 2}).
+# DMControl exploration data (5 embodiments: Plan2Explore snapshots from early to late in its reward-free
+# training, uniform random and OU noise) and noisy Meta-World experts (σ ∈ {0.1, 0.3, 0.5, 1, 2}).
 # This notebook generates the preset's dataset (or finishes an interrupted collection), packs it for fast
 # sampling, and shows its card: what is in it, what it looks like, and how good it is.
 
@@ -45,8 +46,10 @@ cfg.data
 
 # %% [markdown]
 # ## Collect
-# Workers run whole episodes in state space and render the frames from the stored physics states.
-# Episodes already on disk are kept (the collection resumes where it stopped).
+# First, one Plan2Explore explorer per DMC embodiment learns to explore without rewards (resumable;
+# `data/<preset>/explorers/<embodiment>/train.csv`). Then workers run whole episodes in state space and
+# render the frames from the stored physics states (a state-only dataset, `data.obs="state"`, skips
+# rendering). Episodes already on disk are kept (the collection resumes where it stopped).
 
 # %%
 manifest = collect(cfg)
@@ -65,8 +68,9 @@ display(Markdown(card.read_text()))
 # One episode per embodiment (the policy that collected it on the left).
 
 # %%
-fig = plots.frame_grid(dataset, seed=seed)
-plots.save(fig, "dataset_frames")
+if dataset.frame_shape:  # a state-only dataset has no frames
+    fig = plots.frame_grid(dataset, seed=seed)
+    plots.save(fig, "dataset_frames")
 
 # %% [markdown]
 # ## Actions
@@ -79,8 +83,8 @@ plots.save(fig, "dataset_actions")
 
 # %% [markdown]
 # ## Quality (analysis only — GSA never sees these rewards)
-# Hidden task returns spread from poor to good, and Meta-World success falls as σ grows: the data is
-# mixed-quality, as in the paper.
+# Hidden task returns spread from poor to good — Plan2Explore's later snapshots reach returns that random
+# and OU actions do not — and Meta-World success falls as σ grows: the data is mixed-quality, as in the paper.
 
 # %%
 analysis = pd.read_csv(dataset.root / "analysis.csv", dtype={"id": str})

@@ -25,6 +25,7 @@ tasks = ["dmc-cartpole-balance", "mw-reach"]    # task ids (gsa tasks)
 methods = ["gsa", "dreamerv3"]                  # gsa | p+er | p | dreamerv3
 seeds = [0]
 experiment = None                               # results/runs/<experiment>/ (default: the preset name)
+workers = None                                  # parallel runs (default: one per core)
 
 # %%
 import json
@@ -33,31 +34,35 @@ import pandas as pd
 
 from gsa import plots
 from gsa.config import preset as get_preset
+from gsa.experiments.sweep import expand, read_status, sweep, tidy
 from gsa.paths import results_dir
-from gsa.train.finetune import finetune, load_results, run_paths, with_method
 
 experiment = experiment or preset
 cfg = get_preset(preset)
-pd.Series({k: getattr(cfg.finetune, k) for k in
-           ["frames", "warmup_frames", "train_ratio", "batch_size", "seq_len", "offline_share", "retrieval_k",
-            "guidance_schedule", "eval_every", "eval_episodes"]}, name=preset)
+settings = {k: getattr(cfg.finetune, k) for k in
+            ["frames", "warmup_frames", "train_ratio", "batch_size", "seq_len", "offline_share", "retrieval_k",
+             "eval_every", "eval_episodes"]}
+settings.update({f"guidance ({b})": cfg.finetune.schedule(b) for b in ("dmc", "metaworld")})
+pd.Series(settings, name=preset)
 
 # %% [markdown]
 # ## Runs
+# The sweep runner executes methods × tasks × seeds in parallel worker processes. Finished runs
+# (`done.json`, committed with the results) are skipped, interrupted ones resume from their checkpoints.
 
 # %%
-for task in tasks:
-    for method in methods:
-        for seed in seeds:
-            run_cfg = get_preset(preset, {"finetune.seed": seed})
-            finetune(run_cfg, task, method, experiment=experiment)
+runs = expand(experiment, preset, methods, tasks, seeds)
+status = sweep(runs, workers=workers)
+failed = {name: s for name, s in status.items() if s != "done"}
+assert not failed, failed
+read_status(runs).pivot_table(index=["task", "method"], columns="seed", values="status", aggfunc="first")
 
 # %% [markdown]
 # ## Learning curves
 # Normalised score: Meta-World success × 100, DMC return / 10 (SPEC §5.8).
 
 # %%
-results = load_results(experiment)
+results = pd.read_csv(tidy(experiment))  # results/<experiment>.csv: method, task, seed, frame, return, success, score
 results = results[results.task.isin(tasks) & results.method.isin(methods)]
 fig = plots.learning_curves(results)
 plots.save(fig, f"finetune_{experiment}")
@@ -78,12 +83,10 @@ table
 
 # %%
 rows = []
-for task in tasks:
-    for method in methods:
-        run, _ = run_paths(with_method(cfg, method), task, method, experiment)
-        info = json.loads((run / "retrieval.json").read_text())
-        if info:
-            rows.append({"task": task, "method": method, **info})
+for run in runs:
+    info = json.loads((run.paths()[0] / "retrieval.json").read_text())
+    if info:
+        rows.append({"task": run.task, "method": run.label, "seed": run.seed, **info})
 pd.DataFrame(rows)
 
 # %%

@@ -61,7 +61,7 @@ def test_frames_rendered_from_physics_equal_online_frames(dataset, benchmark):
 def test_killed_collection_resumes_without_duplicates(tmp_path):
     root = tmp_path / "killed"
     overrides = [f"data.root={root}", "data.dmc_embodiments=['cartpole']", "data.dmc_episodes=6",
-                 "data.dmc_length=60", "data.mw_tasks=[]", "data.workers=1"]
+                 "data.dmc_length=60", "data.mw_tasks=[]", "data.workers=1", "data.dmc_sources=['random', 'ou']"]
     command = [sys.executable, "-m", "gsa.cli", "collect", "--preset", "smoke"]
     for item in overrides:
         command += ["-o", item]

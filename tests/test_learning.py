@@ -15,7 +15,7 @@ import pytest
 from gsa.config import preset
 from gsa.data.collect import collect
 from gsa.train.finetune import finetune
-from gsa.train.pretrain import pretrain
+from gsa.train.pretrain import pretrain_all
 
 FRAMES = 50_000
 TASK = "dmc-cartpole-balance"
@@ -44,11 +44,11 @@ def env_root(tmp_path_factory):
 @pytest.mark.parametrize("method", ["dreamerv3", "gsa"])
 def test_cartpole_balance_from_state(env_root, method):
     cfg = config(env_root)
-    world_model = None
-    if method == "gsa":
+    if method == "gsa":  # the smoke dataset (with Plan2Explore data) and its DMC world model
         collect(cfg, progress=False)
-        world_model = pretrain(cfg, out=env_root / "wm", progress=False)
-    run = finetune(cfg, TASK, method, world_model=world_model, experiment="learning", progress=False)
+        pretrain_all(cfg, progress=False)
+    run = finetune(cfg, TASK, method, experiment="learning", progress=False)
     evals = pd.read_csv(run / "eval.csv")
     print(evals.to_string())
+    print((run / "done.json").read_text())
     assert evals["episode_return"].max() >= 700, evals

@@ -14,8 +14,8 @@ from gsa.data.episodes import atomic_write, read_manifest
 
 NOTE = ("Meta-World episodes come from Meta-World's scripted experts (`metaworld.policies`) with Gaussian "
         "action noise, not from the TD-MPC2 agents of the paper, whose checkpoints cannot be fetched here. "
-        "DMControl episodes come from reward-free exploration policies (uniform random and "
-        "Ornstein-Uhlenbeck noise; curiosity-agent snapshots plug in as extra sources). Hidden returns "
+        "DMControl episodes come from reward-free exploration: snapshots of a Plan2Explore explorer (`p2e@<frames>`, "
+        "early to late in training, so quality is mixed), uniform random and Ornstein-Uhlenbeck actions. Hidden returns "
         "are the embodiment's first task (DMC) or the episode's task (Meta-World); they are for analysis "
         "only and never used by GSA.")
 

@@ -10,7 +10,7 @@
   ``reset()`` and ``__call__(state) -> action`` (native size, in [−1, 1]); it must be importable because
   workers are separate processes.
 
-Each worker runs whole episodes in state space (physics is 10–100× faster than rendering, DESIGN.md),
+Each worker runs whole episodes in state space (physics is 10–100× faster than rendering: README "Performance"),
 then renders the frames from the stored physics states (re-rendering is pixel-identical to rendering
 online, ``tests/test_collect.py``). Jobs are deterministic (seed from the job's key), every episode file
 is written atomically, and its name carries the job's hash: an interrupted collection resumes with the
@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -236,10 +237,7 @@ def collect(cfg: DataConfig | Config, progress: bool = True, save_every: int = 2
         if full is None:
             raise ValueError("data.dmc_sources has 'p2e': pass the whole Config to collect (the explorer needs "
                              "its world-model and actor-critic settings)")
-        from gsa.explore import explore
-
-        for embodiment in cfg.dmc_embodiments:
-            explore(full, embodiment, explorer_dir(root, embodiment), progress=progress)
+        train_explorers(full, root, progress)
     todo = jobs(cfg)
     done = _existing(root, todo)
     rows, analysis = _previous_analysis(root), {}
@@ -268,6 +266,38 @@ def collect(cfg: DataConfig | Config, progress: bool = True, save_every: int = 2
     bar.close()
     _save(root, todo, manifest, analysis)
     return read_manifest(root)
+
+
+def train_explorers(cfg: Config, root: Path, progress: bool = True) -> None:
+    """Train (or resume) the Plan2Explore explorer of every DMC embodiment, ``data.workers`` at a time in
+    separate processes (threads split between them)."""
+    from gsa.explore import explore
+
+    embodiments = [e for e in cfg.data.dmc_embodiments if not _explored(cfg, root, e)]
+    if cfg.data.workers <= 1 or len(embodiments) <= 1:
+        for embodiment in embodiments:
+            explore(cfg, embodiment, explorer_dir(root, embodiment), progress=progress)
+        return
+    context = multiprocessing.get_context("spawn")
+    workers = min(cfg.data.workers, len(embodiments))
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_explorer,
+                             initargs=(max(1, (os.cpu_count() or 1) // workers),)) as pool:
+        futures = [pool.submit(explore, cfg, e, explorer_dir(root, e), False) for e in embodiments]
+        for future in tqdm(as_completed(futures), total=len(futures), desc="plan2explore", disable=not progress):
+            future.result()
+
+
+def _explored(cfg: Config, root: Path, embodiment: str) -> bool:
+    from gsa.explore import snapshot_frames
+
+    return all((explorer_dir(root, embodiment) / f"snapshot-{n}.pt").exists() for n in snapshot_frames(cfg))
+
+
+def _init_explorer(threads: int) -> None:
+    _init_worker()
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _init_worker() -> None:

@@ -5,7 +5,7 @@ model), ``rehearsal`` (ER: retrieved offline sequences in every batch) and ``gui
 steers early episodes). All off is DreamerV3 from scratch: no retrieval database is opened and no BC prior
 trained. ``METHODS`` names the paper's variants.
 
-Outputs (DESIGN.md): ``results/runs/<experiment>/<method>/<task>/seed<k>/`` with ``config.json``,
+Outputs: ``results/runs/<experiment>/<method>/<task>/seed<k>/`` with ``config.json``,
 ``eval.csv`` (frame, episode return, success, normalised score), ``train.csv``, ``retrieval.json`` and,
 once finished, ``done.json`` (small files, meant to be committed); the checkpoint (world model,
 actor-critic, optimisers, BC prior, replay, RNG and loop state) goes to ``checkpoints/runs/...`` at episode
@@ -79,6 +79,11 @@ class Agent:
         self.actor_opt, self.critic_opt = make_optimizers(self.ac, f.ac_optim)
         compile_, self.bf16 = runtime(cfg.pretrain.compile, cfg.pretrain.bf16, device)
         self.wm_step = make_train_step(wm, self.wm_opt, cfg.pretrain.optim.grad_clip, compile_, self.bf16, device)
+        # the actor-critic loss (imagination + heads) as one compiled graph: on with the world model's "graph"
+        # mode unless finetune.compile says otherwise (measured on 2 CPU cores, cpu preset: README)
+        self.ac_loss = self.ac.loss
+        if f.compile if f.compile is not None else compile_ == "graph":
+            self.ac_loss = torch.compile(self.ac.loss)
         self.state, self.prev_action = None, None
 
     def reset(self) -> None:
@@ -113,7 +118,7 @@ class Agent:
         metrics["wm_loss"] = metrics.pop("loss")
         online = batch["source"] == 0
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            reward_loss, actor_loss, critic_loss, ac_metrics = self.ac.loss(
+            reward_loss, actor_loss, critic_loss, ac_metrics = self.ac_loss(
                 self.wm, post, batch["action_mask"], batch["reward"], online, intrinsic)
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -81,6 +83,10 @@ def runtime(compile_: str | bool | None, bf16: bool | None, device: torch.device
         compile_ = "graph" if (cuda if compile_ is None else compile_) else "off"
     if compile_ not in COMPILE_MODES:
         raise ValueError(f"pretrain.compile={compile_!r}: choose one of {COMPILE_MODES}")
+    if compile_ != "off" and not cuda and not (shutil.which("c++") or shutil.which("g++")):
+        warnings.warn(f"pretrain.compile={compile_!r} needs a C++ compiler on the CPU and none was found: "
+                      "running eagerly", stacklevel=2)
+        compile_ = "off"
     return compile_, (cuda if bf16 is None else bf16)
 
 
