@@ -127,19 +127,30 @@ def sweep(runs: list[Run], workers: int | None = None, retries: int = 2, executo
 
 
 def _local(todo: list[Run], workers: int, retries: int, progress: bool, poll: float, total: int) -> dict[str, str]:
-    """A pool of worker processes; a run whose lock is taken elsewhere waits in the queue."""
-    queue, running, status, attempts, waiting = list(todo), {}, {}, {}, set()
+    """A pool of worker processes. A run whose lock another process holds (an orphan of a killed runner)
+    is not started: it waits in the queue until it is done or its lock is free."""
+    queue, running, status, attempts = list(todo), {}, {}, {}
     threads = max(1, (os.cpu_count() or 1) // workers)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     logs = results_dir() / "sweeps"
     logs.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=total, initial=total - len(todo), desc="sweep", unit="run", disable=not progress)
-    started = time.perf_counter()
-    finished = 0
+    started, finished = time.perf_counter(), 0
+
+    def finish(run: Run, outcome: str) -> None:
+        nonlocal finished
+        status[run.name], finished = outcome, finished + 1
+        bar.update()
+
     try:
         while queue or running:
-            while queue and len(running) < workers:
-                run = queue.pop(0)
+            for run in [r for r in queue if _locked(r)]:
+                if run.done():  # the orphan finished it
+                    queue.remove(run)
+                    finish(run, "done")
+            free = [r for r in queue if not _locked(r)]
+            for run in free[: workers - len(running)]:
+                queue.remove(run)
                 log = logs / f"{run.experiment}--{run.name.replace('/', '--')}.log"
                 command = [sys.executable, "-m", "gsa.experiments.worker", json.dumps(asdict(run))]
                 running[subprocess.Popen(command, env=env, cwd=project_root(), stdout=open(log, "ab"),
@@ -149,23 +160,15 @@ def _local(todo: list[Run], workers: int, retries: int, progress: bool, poll: fl
                 run, log = running.pop(process)
                 code = process.returncode
                 if code == 0:
-                    status[run.name], finished = "done", finished + 1
-                    bar.update()
-                elif code == BUSY:  # an orphan of an earlier runner holds it: wait, then look again
+                    finish(run, "done")
+                elif code == BUSY:  # locked between our look and its start: back to the queue
                     queue.append(run)
-                    waiting.add(run)
-                    time.sleep(poll)
                 elif code < 0 and attempts.get(run.name, 0) < retries:  # killed by a signal: resume it
                     attempts[run.name] = attempts.get(run.name, 0) + 1
                     queue.append(run)
                 else:
-                    status[run.name] = f"error: {_last_error(log, code)}"
+                    finish(run, f"error: {_last_error(log, code)}")
                     bar.write(f"[sweep] {run.name} failed: {status[run.name]} (log: {log})")
-                    bar.update()
-            for run in [r for r in queue if r in waiting and r.done()]:  # the orphan finished it
-                queue.remove(run)
-                status[run.name], finished = "done", finished + 1
-                bar.update()
             rate = finished / max(time.perf_counter() - started, 1e-9)
             left = len(queue) + len(running)
             bar.set_postfix(running=len(running), left=left,
@@ -173,6 +176,22 @@ def _local(todo: list[Run], workers: int, retries: int, progress: bool, poll: fl
     finally:
         bar.close()
     return status
+
+
+def _locked(run: Run) -> bool:
+    """Whether another process holds the run's lock right now."""
+    import fcntl
+
+    path = run.paths()[1].parent / "lock"
+    if not path.exists():
+        return False
+    with open(path, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    return False
 
 
 def _last_error(log: Path, code: int) -> str:
