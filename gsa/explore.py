@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from gsa.config import Config
+from gsa.config import Config, to_dict
 from gsa.data.sampler import MixedSampler, Replay
 from gsa.envs import make, mask, pad
 from gsa.envs.registry import DMC_TASKS, EMBODIMENTS
@@ -53,10 +53,14 @@ class Ensemble(nn.Module):
         x = torch.cat([feat, action], -1)
         return torch.stack([m(x) for m in self.members])            # (K, ..., E)
 
-    def loss(self, feat: torch.Tensor, action: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean squared error of every member; feat (B, T, F) of s_t, action (B, T, A) taken there, target
-        (B, T, E) the embedding of o_{t+1}."""
-        return (self(feat.detach(), action) - target.detach()).square().mean()
+    def loss(self, feat: torch.Tensor, action: torch.Tensor, target: torch.Tensor,
+             keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean squared error of every member: feat (..., F) of s_t, action (..., A) taken there, target
+        (..., E) the embedding of o_{t+1}; ``keep`` (...) weights the rows (e.g. 0 across episode starts)."""
+        error = (self(feat.detach(), action) - target.detach()).square().mean((0, -1))  # (...)
+        if keep is None:
+            return error.mean()
+        return (error * keep).sum() / keep.sum().clamp(min=1)
 
     def disagreement(self, feat: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Intrinsic reward of taking ``action`` in s_t: std over members, mean over dims → (...)."""
@@ -116,7 +120,7 @@ def explore(cfg: Config, embodiment: str, out: str | Path, progress: bool = True
     else:
         log.reset()
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps({"embodiment": embodiment, **checkpoint_config(cfg)}, indent=2))
+        (out / "config.json").write_text(json.dumps({"embodiment": embodiment, **to_dict(cfg)}, indent=2))
 
     def intrinsic(feat: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return ensemble.disagreement(feat, action)                 # ensemble weights frozen by the caller
@@ -161,7 +165,7 @@ def explore(cfg: Config, embodiment: str, out: str | Path, progress: bool = True
         log.log(row)
         for snapshot, n in zip(snapshots, snapshot_frames(cfg)):
             if loop["frames"] >= n and not snapshot.exists():
-                checkpoint.save(snapshot, kind="explorer-snapshot", config=checkpoint_config(cfg), frames=loop["frames"],
+                checkpoint.save(snapshot, kind="explorer-snapshot", config=to_dict(cfg), frames=loop["frames"],
                                 embodiment=embodiment, wm=agent.wm.state_dict(), actor=agent.ac.actor.state_dict())
         if loop["frames"] >= next_checkpoint or loop["frames"] >= end:
             checkpoint.save(path, kind="explore", agent=agent.state_dict(), ensemble=ensemble.state_dict(),
@@ -185,20 +189,13 @@ def _update(agent, ensemble: Ensemble, optimizer, batch: dict, intrinsic, grad_c
     action = batch["action"] * batch["action_mask"][:, None]        # action[t] led to o_t
     with torch.no_grad():
         embed = agent.wm.encoder(agent.wm.observation(batch))       # (B, T, E)
-    keep = ~batch["is_first"][:, 1:]                                # never predict across an episode start
-    loss = ((ensemble(feat[:, :-1].detach(), action[:, 1:]) - embed[:, 1:]).square().mean((0, -1))
-            * keep).sum() / keep.sum().clamp(min=1)
+    keep = (~batch["is_first"][:, 1:]).float()                      # never predict across an episode start
+    loss = ensemble.loss(feat[:, :-1], action[:, 1:], embed[:, 1:], keep)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(ensemble.parameters(), grad_clip)
     optimizer.step()
     return {**metrics, "ensemble_loss": loss.detach()}
-
-
-def checkpoint_config(cfg: Config) -> dict:
-    from gsa.config import to_dict
-
-    return to_dict(cfg)
 
 
 class ExplorerPolicy:
