@@ -1,0 +1,101 @@
+"""From tidy results to the paper's aggregates, with rliable (Agarwal et al., 2021) doing the statistics.
+
+    results = pd.read_csv("results/cpu.csv")          # method, task, seed, frame, episode_return, success, score
+    final = final_scores(results)                      # the last evaluation of every run
+    table = aggregates(final, ["gsa", "dreamerv3"])    # IQM / mean / median / optimality gap, 95% CIs
+    curve = aggregate_curve(results, ["gsa", "dreamerv3"])  # IQM over frames, 95% CIs
+
+Scores are the normalised scores of the results (Meta-World success × 100, DMC return / 10); rliable sees
+them divided by 100 so that the optimality gap is measured against a score of 100 (its γ = 1). Confidence
+intervals are rliable's stratified bootstrap over runs within each task (``get_interval_estimates``).
+A method × task with fewer seeds than the others enters with the seeds every task has: rliable needs a
+(runs × tasks) matrix per method.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from rliable import library as rly
+from rliable import metrics
+
+METRICS = {  # name → rliable aggregate over a (runs, tasks) matrix of scores in [0, 1]
+    "IQM": metrics.aggregate_iqm,
+    "mean": metrics.aggregate_mean,
+    "median": metrics.aggregate_median,
+    "optimality gap": metrics.aggregate_optimality_gap,
+}
+
+
+def final_scores(results: pd.DataFrame, frame: int | None = None) -> pd.DataFrame:
+    """One row per (method, task, seed): the evaluation at ``frame`` (default: each run's last one)."""
+    if frame is not None:
+        results = results[results["frame"] <= frame]
+    return results.sort_values("frame").groupby(["method", "task", "seed"], as_index=False).tail(1)
+
+
+def score_matrices(final: pd.DataFrame, methods: list[str], tasks: list[str] | None = None) -> dict[str, np.ndarray]:
+    """{method: (runs, tasks) scores / 100} over the tasks every method has, with the seeds common to all
+    of them for that method (rows = seeds, sorted)."""
+    final = final[final["method"].isin(methods)]
+    tasks = tasks or sorted(set.intersection(*(set(final[final["method"] == m]["task"]) for m in methods)))
+    out = {}
+    for method in methods:
+        wide = final[(final["method"] == method) & final["task"].isin(tasks)].pivot(index="seed", columns="task", values="score")
+        wide = wide.reindex(columns=tasks).dropna()
+        if wide.empty:
+            raise ValueError(f"{method}: no seed has results on all of {tasks}")
+        out[method] = wide.to_numpy() / 100.0
+    return out
+
+
+def aggregates(final: pd.DataFrame, methods: list[str], reps: int = 20_000, seed: int = 0) -> pd.DataFrame:
+    """Point estimate and 95% stratified-bootstrap CI of every metric of ``METRICS`` per method (scores in
+    the normalised 0–100 scale)."""
+    scores = score_matrices(final, methods)
+    fn = lambda x: np.array([f(x) for f in METRICS.values()])  # noqa: E731
+    point, interval = rly.get_interval_estimates(scores, fn, reps=reps, random_state=np.random.RandomState(seed))
+    rows = []
+    for method in methods:
+        for i, name in enumerate(METRICS):
+            rows.append({"method": method, "metric": name, "value": 100 * point[method][i],
+                         "low": 100 * interval[method][0, i], "high": 100 * interval[method][1, i],
+                         "runs": scores[method].shape[0], "tasks": scores[method].shape[1]})
+    return pd.DataFrame(rows)
+
+
+def aggregate_curve(results: pd.DataFrame, methods: list[str], metric: str = "IQM", reps: int = 5_000,
+                    seed: int = 0) -> pd.DataFrame:
+    """``metric`` with its 95% CI at every evaluated frame that all methods reached."""
+    frames = sorted(set.intersection(*(set(results[results["method"] == m]["frame"]) for m in methods)))
+    fn = METRICS[metric]
+    rows = []
+    for frame in frames:
+        scores = score_matrices(results[results["frame"] == frame], methods)
+        point, interval = rly.get_interval_estimates(scores, lambda x: np.array([fn(x)]), reps=reps,
+                                                     random_state=np.random.RandomState(seed))
+        rows += [{"method": m, "frame": frame, metric: 100 * point[m][0], "low": 100 * interval[m][0, 0],
+                  "high": 100 * interval[m][1, 0]} for m in methods]
+    return pd.DataFrame(rows)
+
+
+def probability_of_improvement(final: pd.DataFrame, x: str, y: str, reps: int = 20_000, seed: int = 0) -> dict:
+    """P(X > Y) (rliable, Mann–Whitney per task averaged over tasks) with its 95% CI."""
+    scores = score_matrices(final, [x, y])
+    pair = {f"{x},{y}": (scores[x], scores[y])}
+    point, interval = rly.get_interval_estimates(pair, metrics.probability_of_improvement, reps=reps,
+                                                 random_state=np.random.RandomState(seed))
+    key = f"{x},{y}"
+    low, high = np.ravel(interval[key])
+    return {"p": float(np.ravel(point[key])[0]), "low": float(low), "high": float(high)}
+
+
+def per_task_table(final: pd.DataFrame, value: str = "score") -> pd.DataFrame:
+    """task × method: mean and 95% t-interval half-width over seeds of ``value`` at the final evaluation."""
+    from scipy import stats
+
+    def summary(x: pd.Series) -> pd.Series:
+        n = len(x)
+        half = stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+        return pd.Series({"mean": x.mean(), "ci": half, "seeds": n})
+
+    return final.groupby(["task", "method"])[value].apply(summary).unstack()

@@ -1,0 +1,63 @@
+"""gsa.analysis: rliable aggregates over synthetic results whose answer is known."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from gsa.analysis import aggregate_curve, aggregates, final_scores, per_task_table, probability_of_improvement
+
+
+def results(gap: float = 30.0, seeds: int = 5, tasks: int = 6, seed: int = 0) -> pd.DataFrame:
+    """Two methods on `tasks` tasks, scores rising with frames; "good" is `gap` points above "base"."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t in range(tasks):
+        level = rng.uniform(10, 50)
+        for method, offset in (("base", 0.0), ("good", gap)):
+            for s in range(seeds):
+                for frame in (10_000, 20_000):
+                    score = (level + offset) * frame / 20_000 + rng.normal(0, 2)
+                    rows.append(dict(method=method, task=f"task{t}", seed=s, frame=frame, score=score))
+    return pd.DataFrame(rows)
+
+
+def test_final_scores_take_each_runs_last_evaluation():
+    data = results()
+    final = final_scores(data)
+    assert len(final) == 2 * 5 * 6 and (final["frame"] == 20_000).all()
+    assert (final_scores(data, frame=15_000)["frame"] == 10_000).all()
+
+
+def test_aggregates_find_the_better_method_with_separated_intervals():
+    table = aggregates(final_scores(results()), ["good", "base"], reps=2_000).set_index(["method", "metric"])
+    for metric in ("IQM", "mean", "median"):
+        good, base = table.loc[("good", metric)], table.loc[("base", metric)]
+        assert good["low"] > base["high"], (metric, good, base)
+        assert good["low"] <= good["value"] <= good["high"]
+    assert table.loc[("good", "optimality gap"), "value"] < table.loc[("base", "optimality gap"), "value"]
+    mean = final_scores(results()).groupby("method")["score"].mean()
+    assert table.loc[("good", "mean"), "value"] == pytest.approx(mean["good"])
+
+
+def test_equal_methods_have_overlapping_intervals_and_even_odds():
+    data = results(gap=0.0)
+    table = aggregates(final_scores(data), ["good", "base"], reps=2_000).set_index(["method", "metric"])
+    assert table.loc[("good", "IQM"), "low"] < table.loc[("base", "IQM"), "high"]
+    p = probability_of_improvement(final_scores(data), "good", "base", reps=1_000)
+    assert 0.2 < p["p"] < 0.8 and p["low"] < 0.5 < p["high"]
+
+
+def test_curve_and_per_task_table():
+    data = results()
+    curve = aggregate_curve(data, ["good", "base"], reps=500)
+    assert sorted(curve["frame"].unique()) == [10_000, 20_000]
+    iqm = curve.set_index(["method", "frame"])["IQM"]
+    assert iqm[("good", 20_000)] > iqm[("good", 10_000)] > 0
+    table = per_task_table(final_scores(data))
+    assert table.loc[("task0", "good"), "seeds"] == 5 and table.loc[("task0", "good"), "ci"] > 0
+
+
+def test_a_task_one_method_lacks_is_left_out_not_scored_zero():
+    data = results()
+    data = data[~((data["method"] == "good") & (data["task"] == "task0"))]
+    table = aggregates(final_scores(data), ["good", "base"], reps=500)
+    assert set(table["tasks"]) == {5}  # only the tasks both methods have
