@@ -7,6 +7,7 @@
                                               fine-tune on one task (resumes; a finished run is skipped)
     gsa sweep --methods gsa dreamerv3 --tasks T1 T2 --seeds 0 1 2 [--preset cpu] [--workers 2]
                                               many runs in parallel processes (resumable), results/<experiment>.csv
+    gsa sweep --preset cpu --study            the preset's study (gsa/experiments/studies.py)
     gsa reproduce [--preset smoke] [names…]   execute the notebooks (figures/ and results/)
 
 Overrides are dotted config fields, e.g. ``-o data.root=/scratch/gsa -o data.workers=16``.
@@ -73,8 +74,15 @@ def _sweep(args) -> None:
         if not sep:
             raise SystemExit(f"--variant {text!r} must look like NAME:section.field=value")
         variants.setdefault(name, {}).update(parse_overrides([setting]))
-    runs = expand(args.experiment or args.preset, args.preset, args.methods, args.tasks, args.seeds,
-                  variants or None, parse_overrides(args.override))
+    if args.study:  # the preset's study (gsa/experiments/studies.py), optionally narrowed by --methods/--tasks
+        from gsa.experiments.studies import study_runs
+
+        runs = study_runs(args.preset, args.experiment, args.tasks, args.methods)
+    else:
+        if not args.tasks:
+            raise SystemExit("gsa sweep: give --tasks (or --study for the preset's study)")
+        runs = expand(args.experiment or args.preset, args.preset, args.methods or ["gsa", "dreamerv3"], args.tasks,
+                      args.seeds, variants or None, parse_overrides(args.override))
     status = sweep(runs, workers=args.workers, executor=args.executor)
     failed = {name: s for name, s in status.items() if s != "done"}
     print(f"{len(status) - len(failed)} of {len(status)} runs done" + "".join(f"\n  {n}: {s}" for n, s in failed.items()))
@@ -118,8 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(func=_finetune)
     p = sub.add_parser("sweep", help="methods × tasks × seeds of fine-tuning runs (resumable)")
     _preset_arguments(p)
-    p.add_argument("--methods", nargs="+", default=["gsa", "dreamerv3"])
-    p.add_argument("--tasks", nargs="+", required=True)
+    p.add_argument("--study", action="store_true", help="the preset's study: its tasks, methods and seeds "
+                   "(gsa/experiments/studies.py); --methods / --tasks narrow it")
+    p.add_argument("--methods", nargs="+", default=None, help="default: gsa dreamerv3")
+    p.add_argument("--tasks", nargs="+", default=None)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE",
                    help="a variant with an override, e.g. k250:finetune.retrieval_k=250 (repeatable)")

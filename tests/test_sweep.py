@@ -102,3 +102,19 @@ def test_submitit_local_executor(root):
     runs = expand("sub", "smoke", ["dreamerv3"], [TASK], [0], overrides=TINY)
     assert sweep(runs, executor="submitit-local", progress=False) == {runs[0].name: "done"}
     assert runs[0].done() and Path(root / "results" / "sub.csv").exists()
+
+
+def test_the_cpu_study_is_fixed_and_puts_the_main_comparison_first():
+    from gsa.experiments.studies import study, study_runs
+
+    runs = study_runs("cpu")
+    s = study("cpu")
+    assert len(runs) == len(s.tasks) * (3 + 3 + 1 + 1) == len(set(runs))
+    dmc = [t for t in s.tasks if t.startswith("dmc-")]
+    mw = [t for t in s.tasks if t.startswith("mw-")]
+    assert len(dmc) >= 4 and len(mw) >= 4 and any("quadruped" in t for t in dmc)
+    first = runs[: 2 * len(s.tasks)]  # seed 0 of DreamerV3 and GSA on every task, side by side
+    assert {(r.method, r.seed) for r in first} == {("dreamerv3", 0), ("gsa", 0)}
+    assert [r.task for r in first[::2]] == list(s.tasks)
+    assert {r.method for r in runs[-2 * len(s.tasks):]} == {"p", "p+er"}
+    assert {r.method for r in study_runs("cpu", methods=["p"])} == {"p"}
