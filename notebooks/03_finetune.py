@@ -38,6 +38,7 @@ methods = None           # None: the study's methods (gsa | p+er | p | dreamerv3
 experiment = None        # results/runs/<experiment>/ (default: the preset name)
 workers = None           # parallel runs (default: one per core)
 run = True               # False: only read the results on disk (nothing is trained)
+bootstrap_reps = 20_000  # rliable's stratified-bootstrap resamples for the 95% CIs
 
 # %%
 import json
@@ -101,7 +102,7 @@ finished = results[results.groupby(["method", "task", "seed"])["frame"].transfor
 present = [m for m in methods if m in set(finished.method)]
 compared = [m for m in present if set(finished[finished.method == m].task) >= set(tasks)] or present
 if len(compared):
-    curve = analysis.aggregate_curve(finished, compared)
+    curve = analysis.aggregate_curve(finished, compared, reps=bootstrap_reps // 4)
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for method, group in curve.groupby("method"):
         ax.plot(group.frame, group.IQM, marker="o", label=method)
@@ -110,7 +111,7 @@ if len(compared):
     ax.set_title(f"{preset} preset, {len(tasks)} tasks, {budget // 1000}k frames")
     plots.save(fig, f"finetune_{experiment}_aggregate")
     final = analysis.final_scores(finished)
-    aggregates = analysis.aggregates(final, compared)
+    aggregates = analysis.aggregates(final, compared, reps=bootstrap_reps)
     display(aggregates.round(1))
 else:
     print("no finished runs yet")
@@ -135,7 +136,7 @@ if {"gsa", "dreamerv3"} <= set(compared):
     g, d = iqm.loc["gsa"], iqm.loc["dreamerv3"]
     ratio = g.value / d.value if d.value > 0 else float("inf")
     separated = g.low > d.high
-    improvement = analysis.probability_of_improvement(final, "gsa", "dreamerv3")
+    improvement = analysis.probability_of_improvement(final, "gsa", "dreamerv3", reps=bootstrap_reps)
     print(f"IQM: GSA {g.value:.1f} [{g.low:.1f}, {g.high:.1f}] vs DreamerV3 {d.value:.1f} [{d.low:.1f}, {d.high:.1f}] "
           f"over {int(g.tasks)} tasks x {int(g.runs)} seeds -> ratio {ratio:.2f}, CIs "
           f"{'do not overlap' if separated else 'overlap'}; P(GSA > DreamerV3) = {improvement['p']:.2f} "
