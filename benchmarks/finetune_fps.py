@@ -8,6 +8,8 @@ extracted from git history into a temporary directory, so no copy of old code li
 the reference config does not know (options added since) are left out of its run and listed.
 
     python benchmarks/finetune_fps.py [--frames 4000] [--threads 2] [--reference e607cad] [--task dmc-cartpole-balance]
+    python benchmarks/finetune_fps.py --updates 10     # seconds per update only (Agent.update on a fixed
+                                                       # synthetic state batch of 16 × 32), same three versions
 """
 from __future__ import annotations
 
@@ -56,12 +58,40 @@ def driver(spec: dict) -> None:
         except ValueError:
             skipped.append(key)
     cfg = dataclasses.replace(cfg, name="benchmark")
+    if spec.get("updates"):
+        return print(json.dumps({**time_updates(cfg, spec["updates"]), "skipped": skipped, "gsa": gsa.__file__}))
     start = time.perf_counter()
     run = finetune(cfg, spec["task"], "dreamerv3", experiment="fps", progress=False)
     seconds = time.perf_counter() - start
     evals = (Path(run) / "eval.csv").read_text().strip().splitlines()
     print(json.dumps({"seconds": seconds, "fps": spec["settings"]["finetune.frames"] / seconds,
                       "skipped": skipped, "gsa": gsa.__file__, "last_eval": evals[-1]}))
+
+
+def time_updates(cfg, updates: int) -> dict:
+    """Seconds of the first update (with a compile, its compile time) and the mean of the next ``updates``
+    (after two more warm-up updates), on one fixed synthetic batch: 12 online + 4 retrieved rows."""
+    import torch
+
+    from gsa.models.world_model import WorldModel
+    from gsa.train.finetune import Agent
+
+    torch.manual_seed(0)
+    B, T, A, S = cfg.finetune.batch_size, cfg.finetune.seq_len, cfg.world_model.action_size, cfg.world_model.state_size
+    g = torch.Generator().manual_seed(0)
+    mask = (torch.arange(A) < 6).float().expand(B, -1)
+    batch = {"state": torch.randn(B, T, S, generator=g), "action": (torch.rand(B, T, A, generator=g) * 2 - 1) * mask[:, None],
+             "action_mask": mask, "is_first": torch.zeros(B, T, dtype=torch.bool).index_fill(1, torch.tensor([0]), True),
+             "reward": torch.rand(B, T, generator=g), "source": (torch.arange(B) >= B - B // 4).long()}
+    agent = Agent(WorldModel(cfg.world_model), cfg, torch.device("cpu"))
+    start = time.perf_counter()
+    agent.update(batch)
+    first = time.perf_counter() - start
+    agent.update(batch), agent.update(batch)
+    start = time.perf_counter()
+    for _ in range(updates):
+        agent.update(batch)
+    return {"first": first, "update": (time.perf_counter() - start) / updates}
 
 
 def measure(package_root: Path, spec: dict) -> dict:
@@ -92,25 +122,37 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reference", default=REFERENCE, help="git revision of the reference version")
     parser.add_argument("--task", default="dmc-cartpole-balance")
+    parser.add_argument("--updates", type=int, default=0, help="time this many updates instead of the loop")
+    parser.add_argument("--eager-only", action="store_true", help="skip the compiled run (its compile takes minutes)")
     parser.add_argument("--driver", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.driver:
         return driver(json.loads(args.driver))
     sys.path.insert(0, str(ROOT))
-    spec = {"settings": settings(args.frames), "task": args.task, "threads": args.threads}
+    spec = {"settings": settings(args.frames), "task": args.task, "threads": args.threads, "updates": args.updates}
     eager = {**spec, "settings": {**spec["settings"], "pretrain.compile": "off", "finetune.compile": False}}
     with tempfile.TemporaryDirectory() as old:
         reference = measure(extract(args.reference, Path(old)), eager)
     current = measure(ROOT, eager)
-    compiled = measure(ROOT, spec) if spec["settings"].get("pretrain.compile") == "graph" else None
-    print(f"fine-tuning loop, {args.task}, state mode, cpu preset model, {args.frames} frames "
-          f"(1000 warm-up), {args.threads} threads, seed 0")
-    print(f"| code | seconds | frames/s | vs reference |\n| --- | ---: | ---: | ---: |")
-    print(f"| reference {args.reference} (eager) | {reference['seconds']:.0f} | {reference['fps']:.1f} | 1 |")
-    for name, result in (("this checkout, eager", current), ("this checkout, compiled (cpu preset)", compiled)):
-        if result is not None:
-            print(f"| {name} | {result['seconds']:.0f} | {result['fps']:.1f} | {result['fps'] / reference['fps']:.2f}x |")
-    print("The compiled run includes its compile (seconds with a warm inductor cache, ~15 min cold).")
+    compiled = measure(ROOT, spec) if spec["settings"].get("pretrain.compile") == "graph" and not args.eager_only else None
+    if args.updates:
+        print(f"fine-tuning update (Agent.update), cpu preset model, state batch 16 x 32, {args.threads} threads, "
+              f"mean of {args.updates}")
+        print("| code | first update (s) | s / update | vs reference |\n| --- | ---: | ---: | ---: |")
+        print(f"| reference {args.reference} (eager) | {reference['first']:.1f} | {reference['update']:.3f} | 1 |")
+        for name, result in (("this checkout, eager", current), ("this checkout, compiled (cpu preset)", compiled)):
+            if result is not None:
+                print(f"| {name} | {result['first']:.1f} | {result['update']:.3f} | "
+                      f"{reference['update'] / result['update']:.2f}x |")
+    else:
+        print(f"fine-tuning loop, {args.task}, state mode, cpu preset model, {args.frames} frames "
+              f"(1000 warm-up), {args.threads} threads, seed 0")
+        print(f"| code | seconds | frames/s | vs reference |\n| --- | ---: | ---: | ---: |")
+        print(f"| reference {args.reference} (eager) | {reference['seconds']:.0f} | {reference['fps']:.1f} | 1 |")
+        for name, result in (("this checkout, eager", current), ("this checkout, compiled (cpu preset)", compiled)):
+            if result is not None:
+                print(f"| {name} | {result['seconds']:.0f} | {result['fps']:.1f} | {result['fps'] / reference['fps']:.2f}x |")
+        print("The compiled run includes its compile (11-13 min per process on this 2-core machine, cache or not).")
     if reference["skipped"]:
         print(f"fields unknown to the reference (left at its defaults): {', '.join(reference['skipped'])}")
 
