@@ -99,3 +99,16 @@ def per_task_table(final: pd.DataFrame, value: str = "score") -> pd.DataFrame:
         return pd.Series({"mean": x.mean(), "ci": half, "seeds": n})
 
     return final.groupby(["task", "method"])[value].apply(summary).unstack()
+
+
+def paper_scores(budget: str = "150k") -> pd.DataFrame:
+    """The paper's per-task scores (``results/reference/paper_scores.csv``: its appendix Tables 2–4, pixels,
+    3 seeds) at ``budget`` as task_id × method of normalised scores (Meta-World success × 100, DMC return
+    / 10), methods named as ours ("gsa", "dreamerv3", "drqv2")."""
+    from gsa.paths import project_root
+
+    ref = pd.read_csv(project_root() / "results" / "reference" / "paper_scores.csv")
+    ref = ref[ref["budget"] == budget]
+    ref = ref.assign(method=ref["method"].str.lower(),
+                     score=np.where(ref["benchmark"] == "metaworld", 100 * ref["score"], ref["score"] / 10))
+    return ref.pivot_table(index="task_id", columns="method", values="score")

@@ -147,6 +147,8 @@ else:
 
 # %% [markdown]
 # ## Final scores per task (mean ± 95% CI over seeds)
+# Beside ours, marked "paper @150k": the paper's own scores (its appendix tables; pixels, 150k frames,
+# 3 seeds), for orientation only — this preset's budget, observations and model differ.
 
 # %%
 if len(finished):
@@ -154,6 +156,9 @@ if len(finished):
     cells = table.apply(lambda r: f"{r['mean']:.1f} ± {r['ci']:.1f} (n={int(r['seeds'])})" if r["seeds"] > 1
                         else f"{r['mean']:.1f} (n=1)", axis=1).unstack()
     cells = cells.reindex(index=[t for t in tasks if t in cells.index], columns=[m for m in methods if m in cells.columns])
+    paper = analysis.paper_scores("150k")
+    for method in ("gsa", "dreamerv3"):
+        cells[f"{method} (paper @150k)"] = [f"{paper.loc[t, method]:.1f}" if t in paper.index else "–" for t in cells.index]
     cells.to_csv(results_dir() / f"finetune_{experiment}_table.csv")
     display(cells)
 

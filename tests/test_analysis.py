@@ -61,3 +61,14 @@ def test_a_task_one_method_lacks_is_left_out_not_scored_zero():
     data = data[~((data["method"] == "good") & (data["task"] == "task0"))]
     table = aggregates(final_scores(data), ["good", "base"], reps=500)
     assert set(table["tasks"]) == {5}  # only the tasks both methods have
+
+
+def test_paper_scores_are_the_appendix_tables_normalised():
+    from gsa.analysis import paper_scores
+
+    paper = paper_scores("150k")
+    assert len(paper) == 72 and set(paper.columns) == {"gsa", "dreamerv3", "drqv2"}
+    assert paper.loc["mw-assembly", "gsa"] == pytest.approx(20.0)         # success 0.2 × 100
+    assert paper.loc["mw-shelf-place", "gsa"] == pytest.approx(87.0)
+    assert paper.loc["dmc-cheetah-run", "dreamerv3"] == pytest.approx(62.14)  # return 621.4 / 10
+    assert paper.loc["dmc-walker-run-backwards", "gsa"] == pytest.approx(34.93)
