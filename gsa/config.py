@@ -30,6 +30,7 @@ class DataConfig:
                                           # of a Plan2Explore explorer (gsa/explore.py), early to late
     explore_frames: int = 100_000         # Plan2Explore training frames per DMC embodiment
     explore_snapshots: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 1.0)  # snapshots kept, as fractions of it
+    explore_train_ratio: int | None = None  # the explorer's replayed steps per agent step (None: finetune.train_ratio)
     mw_tasks: tuple[str, ...] = tuple(MW_TASKS)
     mw_episodes: int = 1000               # per Meta-World task (paper: 1k × 50)
     sigmas: tuple[float, ...] = SIGMAS
@@ -166,6 +167,9 @@ PRESETS: dict[str, dict] = {
     "cpu": {
         "data.root": "data/cpu", "data.obs": "state", "data.dmc_embodiments": ("cheetah", "walker", "quadruped"),
         "data.dmc_episodes": 150, "data.mw_episodes": 50, "data.explore_frames": 20_000,
+        # explorers update 4x less often than fine-tuning: a session regenerates the data (datasets are not
+        # committed), and at ratio 128 the three explorers alone took ~1.4 h of the 2 cores
+        "data.explore_train_ratio": 32,
         **{f"world_model.{k}": v for k, v in CPU.items()}, "world_model.obs": "state",
         "pretrain.steps": 10_000, "pretrain.checkpoint_every": 1_000, "pretrain.optim.lr": 3e-4,
         "pretrain.compile": "graph",  # world-model loss and actor-critic loss compiled (a C++ compiler is needed)

@@ -132,7 +132,7 @@ def explore(cfg: Config, embodiment: str, out: str | Path, progress: bool = True
     env = make(explorer_task(embodiment), obs="state", action_repeat=f.action_repeat, seed=cfg.data.seed,
                action_size=wm_cfg.action_size, state_size=wm_cfg.state_size)
     action_mask = torch.as_tensor(env.action_mask, device=device)[None]
-    update_every = max(1, f.batch_size * f.seq_len // f.train_ratio)
+    update_every = max(1, f.batch_size * f.seq_len // (cfg.data.explore_train_ratio or f.train_ratio))
     end = frames_total if stop_at is None else min(stop_at, frames_total)
     next_checkpoint = (loop["frames"] // f.checkpoint_every + 1) * f.checkpoint_every
     bar = tqdm(total=frames_total, initial=loop["frames"], desc=f"plan2explore {embodiment}", unit="frame",

@@ -42,14 +42,16 @@ def test_disagreement_is_higher_on_novel_than_on_repeated_transitions():
 
 def test_explorer_resumes_keeps_snapshots_and_feeds_collection(tmp_path):
     cfg = preset("smoke", {**SMALL, "data.root": str(tmp_path / "data"), "data.dmc_embodiments": ("cartpole",),
-                           "data.dmc_episodes": 4, "data.mw_tasks": (), "data.workers": 1})
+                           "data.dmc_episodes": 4, "data.mw_tasks": (), "data.workers": 1,
+                           "data.explore_train_ratio": 8})  # an update every 4 × 16 / 8 = 8 agent steps
     out = explorer_dir(tmp_path / "data", "cartpole")
     explore(cfg, "cartpole", out, progress=False, stop_at=1000)  # one 1000-frame episode, then a "kill"
     assert (out / "checkpoint.pt").exists() and not list(out.glob("snapshot-*"))
     paths = explore(cfg, "cartpole", out, progress=False)  # resumes from frame 1000
     assert [p.name for p in paths] == ["snapshot-1500.pt", "snapshot-3000.pt"] and all(p.exists() for p in paths)
     log = pd.read_csv(out / "train.csv")
-    assert log["frame"].tolist() == [1000, 2000, 3000] and log["updates"].iloc[-1] > 0
+    assert log["frame"].tolist() == [1000, 2000, 3000]
+    assert abs(log["updates"].iloc[-1] - (3000 - 400) / 2 / 8) <= 1  # 1,300 agent steps after the warm-up
     assert log["imag_reward"].iloc[-1] > 0 and log["ensemble_loss"].notna().all()  # imagined disagreement
     policy = ExplorerPolicy(paths[-1], np.random.default_rng(0))
     policy.reset()

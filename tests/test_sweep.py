@@ -51,17 +51,21 @@ def test_expansion_names_and_early_errors():
 
 def test_runs_finish_failures_are_reported_and_finished_runs_are_skipped(root):
     runs = expand("sw", "smoke", ["dreamerv3", "gsa"], [TASK], [0], overrides=TINY)  # gsa: no world model
-    status = sweep(runs, workers=2, progress=False, poll=0.2)
-    assert status["dreamerv3/mw-reach/seed0"] == "done"
+    runs.append(expand("sw", "smoke", ["dreamerv3"], [TASK], [1], overrides=TINY)[0])
+    status = sweep(runs, workers=1, progress=False, poll=0.2)
+    assert status["dreamerv3/mw-reach/seed0"] == status["dreamerv3/mw-reach/seed1"] == "done"
     assert status["gsa/mw-reach/seed0"].startswith("error:") and "gsa pretrain" in status["gsa/mw-reach/seed0"]
+    pids = [json.loads(line)["pid"] for r in (runs[0], runs[2])
+            for line in (r.paths()[1].parent / "events.jsonl").read_text().splitlines()]
+    assert len(set(pids)) == 1  # one worker process ran both, and went on after the failing run
     table = pd.read_csv(root / "results" / "sw.csv")
     assert list(table.columns) == ["method", "task", "seed", "frame", "return", "success", "score"]
-    assert table[["method", "frame"]].values.tolist() == [["dreamerv3", 600]]
+    assert table[["method", "seed", "frame"]].values.tolist() == [["dreamerv3", 0, 600], ["dreamerv3", 1, 600]]
     assert table["score"].iloc[0] == 100 * table["success"].iloc[0]
     done = runs[0]
     assert events(done) == ["start", "done"]
     assert sweep([done], progress=False) == {done.name: "done"} and events(done) == ["start", "done"]  # skipped
-    assert read_status(runs)["status"].tolist() == ["done", "new"]
+    assert read_status(runs)["status"].tolist() == ["done", "new", "done"]
 
 
 def _wait(condition, timeout=300.0):

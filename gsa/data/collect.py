@@ -269,8 +269,9 @@ def collect(cfg: DataConfig | Config, progress: bool = True, save_every: int = 2
 
 
 def train_explorers(cfg: Config, root: Path, progress: bool = True) -> None:
-    """Train (or resume) the Plan2Explore explorer of every DMC embodiment, ``data.workers`` at a time in
-    separate processes (threads split between them)."""
+    """Train (or resume) the Plan2Explore explorer of every DMC embodiment, all at once in separate processes
+    (threads split between them; with more explorers than cores they share the cores rather than leave one
+    idle while a last explorer trains alone), or one after the other with ``data.workers <= 1``."""
     from gsa.explore import explore
 
     embodiments = [e for e in cfg.data.dmc_embodiments if not _explored(cfg, root, e)]
@@ -279,7 +280,7 @@ def train_explorers(cfg: Config, root: Path, progress: bool = True) -> None:
             explore(cfg, embodiment, explorer_dir(root, embodiment), progress=progress)
         return
     context = multiprocessing.get_context("spawn")
-    workers = min(cfg.data.workers, len(embodiments))
+    workers = len(embodiments)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_explorer,
                              initargs=(max(1, (os.cpu_count() or 1) // workers),)) as pool:
         futures = [pool.submit(explore, cfg, e, explorer_dir(root, e), False) for e in embodiments]

@@ -5,8 +5,9 @@
     summary = sweep(runs, workers=2)          # or gsa sweep --preset cpu --methods gsa dreamerv3 ...
     table = tidy("cpu")                       # results/cpu.csv: method, task, seed, frame, return, success, score
 
-- A run is one ``finetune`` call in its own process (``python -m gsa.experiments.worker``), with
-  ``OMP_NUM_THREADS`` = cores / workers. Finished runs (``done.json``) are skipped, interrupted ones resume
+- A run is one ``finetune`` call in a worker process (``python -m gsa.experiments.worker``), with
+  ``OMP_NUM_THREADS`` = cores / workers; a worker executes runs one after the other, so what
+  ``torch.compile`` built for its first run serves the others. Finished runs (``done.json``) are skipped, interrupted ones resume
   from their checkpoint, so calling ``sweep`` again after any interruption continues where it stopped.
 - Nothing runs twice: a worker holds an exclusive lock on its run (``checkpoints/runs/.../lock``) for as long
   as it lives. If the runner is killed (even ``kill -9``) its workers go on as orphans; a new runner finds
@@ -35,8 +36,6 @@ from gsa.data.episodes import atomic_write
 from gsa.envs import get_spec
 from gsa.paths import project_root, results_dir
 from gsa.train.finetune import METHODS, is_done, load_results, run_paths, score, with_method
-
-BUSY = 75  # worker exit code: another process holds the run's lock
 
 
 @dataclass(frozen=True)
@@ -127,9 +126,10 @@ def sweep(runs: list[Run], workers: int | None = None, retries: int = 2, executo
 
 
 def _local(todo: list[Run], workers: int, retries: int, progress: bool, poll: float, total: int) -> dict[str, str]:
-    """A pool of worker processes. A run whose lock another process holds (an orphan of a killed runner)
-    is not started: it waits in the queue until it is done or its lock is free."""
-    queue, running, status, attempts = list(todo), {}, {}, {}
+    """Up to ``workers`` worker processes (``gsa.experiments.worker``), each fed one run at a time, so a
+    worker's compiled update serves all of its runs. A run whose lock another process holds (an orphan of a
+    killed runner) is not started: it waits in the queue until it is done or its lock is free."""
+    queue, pool, status, attempts = list(todo), [], {}, {}
     threads = max(1, (os.cpu_count() or 1) // workers)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     logs = results_dir() / "sweeps"
@@ -143,39 +143,84 @@ def _local(todo: list[Run], workers: int, retries: int, progress: bool, poll: fl
         bar.update()
 
     try:
-        while queue or running:
+        while queue or any(w.run for w in pool):
             for run in [r for r in queue if _locked(r)]:
                 if run.done():  # the orphan finished it
                     queue.remove(run)
                     finish(run, "done")
             free = [r for r in queue if not _locked(r)]
-            for run in free[: workers - len(running)]:
+            while free and len(pool) < workers:
+                pool.append(_Worker(env, logs / "workers.log"))
+            for worker in [w for w in pool if w.run is None][: len(free)]:
+                run = free.pop(0)
                 queue.remove(run)
-                log = logs / f"{run.experiment}--{run.name.replace('/', '--')}.log"
-                command = [sys.executable, "-m", "gsa.experiments.worker", json.dumps(asdict(run))]
-                running[subprocess.Popen(command, env=env, cwd=project_root(), stdout=open(log, "ab"),
-                                         stderr=subprocess.STDOUT)] = (run, log)
+                worker.give(run, logs / f"{run.experiment}--{run.name.replace('/', '--')}.log")
             time.sleep(poll)
-            for process in [p for p in running if p.poll() is not None]:
-                run, log = running.pop(process)
-                code = process.returncode
-                if code == 0:
+            for worker in [w for w in pool if w.run is not None]:
+                outcome = worker.answer()
+                if outcome is None:
+                    continue
+                run, log = worker.run, worker.log
+                worker.run = None
+                if outcome == "done":
                     finish(run, "done")
-                elif code == BUSY:  # locked between our look and its start: back to the queue
+                elif outcome == "busy":  # locked between our look and its start: back to the queue
                     queue.append(run)
-                elif code < 0 and attempts.get(run.name, 0) < retries:  # killed by a signal: resume it
-                    attempts[run.name] = attempts.get(run.name, 0) + 1
-                    queue.append(run)
-                else:
-                    finish(run, f"error: {_last_error(log, code)}")
+                elif outcome == "error":
+                    finish(run, f"error: {_last_error(log, 1)}")
+                else:  # the process ended: killed by a signal (resume the run) or crashed
+                    pool.remove(worker)
+                    code = worker.process.returncode
+                    if code < 0 and attempts.get(run.name, 0) < retries:
+                        attempts[run.name] = attempts.get(run.name, 0) + 1
+                        queue.append(run)
+                    else:
+                        finish(run, f"error: {_last_error(log, code)}")
+                if outcome not in ("done", "busy") and run.name in status:
                     bar.write(f"[sweep] {run.name} failed: {status[run.name]} (log: {log})")
             rate = finished / max(time.perf_counter() - started, 1e-9)
-            left = len(queue) + len(running)
-            bar.set_postfix(running=len(running), left=left,
+            left = len(queue) + sum(w.run is not None for w in pool)
+            bar.set_postfix(running=left - len(queue), left=left,
                             eta=f"{left / rate / 60:.0f} min" if finished else "?", refresh=False)
     finally:
+        for worker in pool:  # workers exit at the end of their input, after their current run
+            worker.close()
         bar.close()
     return status
+
+
+class _Worker:
+    """A ``gsa.experiments.worker`` process and the run it is executing (None when idle)."""
+
+    def __init__(self, env: dict, log: Path):
+        with open(log, "ab") as err:
+            self.process = subprocess.Popen([sys.executable, "-m", "gsa.experiments.worker"], env=env,
+                                            cwd=project_root(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=err)
+        os.set_blocking(self.process.stdout.fileno(), False)
+        self.run, self.log, self.pending = None, None, b""
+
+    def give(self, run: Run, log: Path) -> None:
+        self.run, self.log = run, log
+        self.process.stdin.write((json.dumps({"run": asdict(run), "log": str(log)}) + "\n").encode())
+        self.process.stdin.flush()
+
+    def answer(self) -> str | None:
+        """The current run's outcome (done | busy | error), "ended" if the process ended, None while it runs."""
+        try:
+            self.pending += os.read(self.process.stdout.fileno(), 4096)
+        except BlockingIOError:
+            pass
+        if b"\n" in self.pending:
+            line, self.pending = self.pending.split(b"\n", 1)
+            return line.decode().strip()
+        return "ended" if self.process.poll() is not None else None
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.close()
+        except BrokenPipeError:
+            pass
 
 
 def _locked(run: Run) -> bool:
