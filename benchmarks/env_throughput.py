@@ -3,7 +3,7 @@
 For walker, quadruped, cheetah and one Meta-World task, measured in one run:
   physics     state observations, no rendering
   default     64×64 pixels, the model's default render settings (the reference, ratio 1.00)
-  spec        64×64 pixels, the render settings of SPEC §2 (offsamples 0, shadowsize 512)
+  spec        64×64 pixels, the render settings of method §2 (offsamples 0, shadowsize 512)
   vector-1/2  spec settings, 1 and 2 worker processes stepping in lockstep (gsa.envs.vector.VectorEnv)
 
 Targets (issue 2): spec ≥ 3× default for DMC; vector-2 ≥ 1.7× one worker on 2 cores (the last

@@ -1,6 +1,6 @@
 """Seconds per GSA fine-tuning update, as a ratio to the world-model-only step measured in the same run.
 
-A fine-tuning update (``Agent.update`` of ``gsa/train/finetune.py``, SPEC §5) is one world-model step
+A fine-tuning update (``Agent.update`` of ``gsa/train/finetune.py``, method §5) is one world-model step
 (paper Eq. 1) + the reward head on the online rows + actor-critic imagination (horizon 16 from all
 16 × 64 posterior states) and its update. The reference is the pre-training step (``make_train_step``) on
 the same random batches (16 × 64 pixels, 4 retrieved rows). Presets: ``tiny`` = ``preset("smoke")`` (its
@@ -26,7 +26,7 @@ from gsa.models.world_model import WorldModel
 from gsa.train.finetune import Agent
 from gsa.train.pretrain import COMPILE_MODES, runtime
 
-OFFLINE_ROWS = 4  # SPEC §5.3: offline share 0.25 of 16
+OFFLINE_ROWS = 4  # method §5.3: offline share 0.25 of 16
 
 
 def finetune_batch(cfg, device: torch.device, seed: int) -> dict:

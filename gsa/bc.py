@@ -1,4 +1,4 @@
-"""The behaviour-cloning prior π_bc of execution guidance (SPEC §5.6, paper App. G.1).
+"""The behaviour-cloning prior π_bc of execution guidance (method §5.6, paper App. G.1).
 
 π_bc sees 3 stacked 64×64 RGB frames, uint8 (B, 9, 64, 64) (oldest first), and is trained by MSE on the
 real action dimensions of the retrieved trajectories, with DrQ-v2's random-shift augmentation:
@@ -72,7 +72,7 @@ class BCPolicy(nn.Module):
     → tanh (``feature`` = 50) → 2 × [Linear ``hidden`` = 1024, LayerNorm, ELU] → Linear → tanh.
 
     State mode (``state_size`` given): the same trunk and head on the padded state vector (B, S). The
-    output is multiplied by ``action_mask``, so padded action dims are exactly zero (SPEC §4)."""
+    output is multiplied by ``action_mask``, so padded action dims are exactly zero (method §4)."""
 
     def __init__(self, action_size: int, action_mask: np.ndarray | None = None, state_size: int | None = None,
                  channels: tuple[int, ...] = (32, 64, 128, 256), feature: int = 50, hidden: int = 1024,
@@ -129,7 +129,7 @@ def bc_loss(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) 
 
 def train_bc(policy: BCPolicy, sample_batch: Callable[[], dict], steps: int, lr: float = 1e-4,
              progress: bool = True) -> list[float]:
-    """Behaviour cloning with Adam (SPEC §5.6); pixel inputs get random shifts. Returns the loss per step."""
+    """Behaviour cloning with Adam (method §5.6); pixel inputs get random shifts. Returns the loss per step."""
     optimiser = torch.optim.Adam(policy.parameters(), lr=lr)
     device = policy.action_mask.device
     losses = []

@@ -3,7 +3,7 @@
     cfg = preset("smoke")                                   # Config(data=..., world_model=..., ...)
     cfg = preset("paper", {"world_model.deter": 4096})     # dotted overrides (dict or CLI "k=v")
 
-Paper values are the defaults (SPEC §3–5); where the public NCRL code differs, the code value is a named
+Paper values are the defaults (docs/method.md §3–5); where the public NCRL code differs, the code value is a named
 option documented on the field. ``smoke`` runs the whole pipeline in minutes on 2 CPU cores, ``cpu`` is a
 scaled study for a laptop (hours), ``paper`` is the paper's scale (GPUs).
 """
@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from gsa.envs.registry import MW_TASKS
 
 DMC_EMBODIMENTS = ("cartpole", "acrobot", "cheetah", "walker", "quadruped")
-SIGMAS = (0.1, 0.3, 0.5, 1.0, 2.0)  # Meta-World expert action noise, equal shares (SPEC §3)
+SIGMAS = (0.1, 0.3, 0.5, 1.0, 2.0)  # Meta-World expert action noise, equal shares (method §3)
 
 
 @dataclass
 class DataConfig:
-    """Offline dataset generation (SPEC §3, `gsa collect`)."""
+    """Offline dataset generation (method §3, `gsa collect`)."""
     root: str = "data/paper"              # dataset directory (manifest.csv, episodes, card)
     dmc_embodiments: tuple[str, ...] = DMC_EMBODIMENTS
     dmc_episodes: int = 2000              # per DMC embodiment (paper: 10k over 5 embodiments)
@@ -44,7 +44,7 @@ class DataConfig:
 
 @dataclass
 class WorldModelConfig:
-    """RSSM world model (SPEC §4, paper Eq. 1). Sizes are presets; the code is the same."""
+    """RSSM world model (method §4, paper Eq. 1). Sizes are presets; the code is the same."""
     obs: str = "pixels"                   # "pixels" (64×64 RGB) | "state" (padded proprioception)
     deter: int = 12288                    # deterministic state h
     hidden: int = 1536                    # projection/MLP width
@@ -65,7 +65,7 @@ class WorldModelConfig:
 
 @dataclass
 class OptimConfig:
-    """Adam (SPEC §4/5.5). ``weight_decay`` is decoupled as in the NCRL code: every step multiplies the
+    """Adam (method §4/5.5). ``weight_decay`` is decoupled as in the NCRL code: every step multiplies the
     weights by (1 − weight_decay), independent of the learning rate (not Adam's L2 gradient term)."""
     lr: float = 1e-4
     eps: float = 1e-5
@@ -75,8 +75,8 @@ class OptimConfig:
 
 @dataclass
 class PretrainConfig:
-    """World-model pre-training (SPEC §4, `gsa pretrain`)."""
-    benchmark: str = "each"               # "each": one world model per benchmark in the data (paper, SPEC §4);
+    """World-model pre-training (method §4, `gsa pretrain`)."""
+    benchmark: str = "each"               # "each": one world model per benchmark in the data (paper, method §4);
                                           # "all": one model on all data; "dmc" | "metaworld": that one only
     steps: int = 200_000
     batch_size: int = 16
@@ -92,7 +92,7 @@ class PretrainConfig:
 
 @dataclass
 class FinetuneConfig:
-    """GSA fine-tuning (SPEC §5, paper Alg. 1). All switches off = DreamerV3 from scratch."""
+    """GSA fine-tuning (method §5, paper Alg. 1). All switches off = DreamerV3 from scratch."""
     pretrained: bool = True               # P: start from the pre-trained world model
     rehearsal: bool = True                # ER: mix retrieved offline sequences into every batch
     guidance: bool = True                 # G: execution guidance by the BC prior
@@ -103,7 +103,7 @@ class FinetuneConfig:
     seq_len: int = 64
     offline_share: float = 0.25           # retrieved rows per batch (4 of 16)
     retrieval_k: int = 500
-    retrieval_queries: int = 1            # reset observations embedded as queries (SPEC §5.2, NCRL: 1); with
+    retrieval_queries: int = 1            # reset observations embedded as queries (method §5.2, NCRL: 1); with
                                           # several, trajectories are ranked by the distance to the nearest
     eval_every: int = 10_000              # frames
     eval_episodes: int = 5
@@ -141,7 +141,7 @@ class FinetuneConfig:
         return f"linear({start},{end},{round(steps * self.guidance_scale)})"
 
 
-# Execution guidance: probability of a guided episode over agent steps (SPEC §5.6, paper App. G).
+# Execution guidance: probability of a guided episode over agent steps (method §5.6, paper App. G).
 GUIDANCE_SCHEDULES = {"dmc": (1, 0, 50_000), "metaworld": (1, 0, 150_000)}  # linear(start, end, agent steps)
 
 
@@ -160,7 +160,7 @@ CPU = dict(deter=256, hidden=128, blocks=2, stoch=16, classes=8, depth=8)     # 
 
 PRESETS: dict[str, dict] = {
     "paper": {},
-    # A study for 2 CPU cores (hours per task, SPEC §2 "state mode"): proprioceptive states, a small world
+    # A study for 2 CPU cores (hours per task, method §2 "state mode"): proprioceptive states, a small world
     # model and actor-critic, one third of the paper's budget (50k frames) with the guidance schedules scaled
     # to match, and a dataset that is cheap to collect without rendering (Meta-World noisy experts, DMC
     # Plan2Explore snapshots + random + OU exploration). Measured times: README "The cpu preset".

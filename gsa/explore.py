@@ -1,4 +1,4 @@
-"""Curiosity-driven DMC data (SPEC §3): a Plan2Explore explorer and its snapshots as a data source.
+"""Curiosity-driven DMC data (method §3): a Plan2Explore explorer and its snapshots as a data source.
 
 The paper's DMC data come from reward-free unsupervised RL agents (Plan2Explore / ICM); random and OU
 noise rarely show the behaviours the tasks need. Plan2Explore (Sekar et al., 2020) trains, next to the

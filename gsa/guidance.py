@@ -1,4 +1,4 @@
-"""Execution guidance: when the behaviour-cloning prior π_bc acts instead of π_RL (SPEC §5.6, paper Sec. 3.3).
+"""Execution guidance: when the behaviour-cloning prior π_bc acts instead of π_RL (method §5.6, paper Sec. 3.3).
 
 At each episode start π_bc is chosen with probability p(step), p a schedule over *agent* steps such as
 ``linear(1,0,50000)`` (DMC) or ``linear(1,0,150000)`` (Meta-World). If chosen, a duration H is drawn
@@ -43,7 +43,7 @@ def parse_schedule(text: str) -> Callable[[int], float]:
 
 
 class Guidance:
-    """Per-episode choice of the π_bc window (SPEC §5.6); seeded, pure numpy."""
+    """Per-episode choice of the π_bc window (method §5.6); seeded, pure numpy."""
 
     def __init__(self, schedule: str | Callable[[int], float], episode_length: int, seed: int = 0):
         self.probability = parse_schedule(schedule) if isinstance(schedule, str) else schedule

@@ -1,4 +1,4 @@
-"""Experience retrieval (SPEC §5.2, paper Eq. 5): the offline trajectories nearest to the online task.
+"""Experience retrieval (method §5.2, paper Eq. 5): the offline trajectories nearest to the online task.
 
 The database maps every offline trajectory to the embedding of its *first frame* by the pre-trained world
 model's encoder. A task's reset observation is embedded the same way, and the k nearest trajectories (exact
@@ -11,7 +11,7 @@ L2, faiss ``IndexFlatL2``) *of the same embodiment* are retrieved:
     ids = db.retrieve(lambda: encode(env.reset()[None]), "quadruped", k=500)
 
 Each embodiment has its own sub-index, so one query already yields the k nearest distinct trajectories of
-that embodiment (or all of them, if fewer): the re-query loop of SPEC §5.2, needed when one global index is
+that embodiment (or all of them, if fewer): the re-query loop of method §5.2, needed when one global index is
 filtered by embodiment afterwards, is unnecessary here, and nothing can loop forever.
 """
 from __future__ import annotations
@@ -96,7 +96,7 @@ class RetrievalDatabase:
         return [str(i) for i in self.ids[chosen]]
 
     def precision_at_k(self, retrieved_ids: list[str], task: str) -> float:
-        """Share of the retrieved trajectories whose manifest task label is ``task`` (SPEC §6)."""
+        """Share of the retrieved trajectories whose manifest task label is ``task`` (method §6)."""
         labels = dict(zip(self.ids, self.tasks))
         return float(np.mean([labels[i] == task for i in retrieved_ids]))
 

@@ -13,10 +13,10 @@
 
 # %% [markdown]
 # # 00 · The 73 tasks
-# One pre-trained world model per benchmark is fine-tuned on each of these tasks (paper §4, SPEC §2):
+# One pre-trained world model per benchmark is fine-tuned on each of these tasks (paper §4, method §2):
 # 23 DeepMind Control tasks over 5 embodiments (including the custom backwards / backflip / jump / roll
 # tasks and the `-hard` variants) and the 50 Meta-World MT50 tasks on one Sawyer arm.
-# Observations are 64×64 RGB frames with the render settings of SPEC §2; this notebook shows one frame of
+# Observations are 64×64 RGB frames with the render settings of method §2; this notebook shows one frame of
 # every task after a few random actions and lists what each embodiment looks like.
 
 # %% tags=["parameters"]

@@ -13,7 +13,7 @@
 
 # %% [markdown]
 # # 01 · The non-curated offline dataset
-# GSA pre-trains on reward-free, mixed-quality trajectories of many embodiments (paper §3, SPEC §3):
+# GSA pre-trains on reward-free, mixed-quality trajectories of many embodiments (paper §3, method §3):
 # DMControl exploration data (5 embodiments: Plan2Explore snapshots from early to late in its reward-free
 # training, uniform random and OU noise) and noisy Meta-World experts (σ ∈ {0.1, 0.3, 0.5, 1, 2}).
 # This notebook generates the preset's dataset (or finishes an interrupted collection), packs it for fast

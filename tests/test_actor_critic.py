@@ -1,4 +1,4 @@
-"""Reward head and actor-critic in imagination (SPEC §5.4–5.5): λ-returns, slow critic, online-only reward
+"""Reward head and actor-critic in imagination (method §5.4–5.5): λ-returns, slow critic, online-only reward
 learning, padded action dims, imagination, dynamics backprop, REINFORCE normaliser, a tiny learning check."""
 from __future__ import annotations
 
@@ -220,7 +220,7 @@ def captured_loss(ac: ActorCritic, wm: WorldModel, monkeypatch) -> tuple[tuple, 
 
 
 def test_critic_regresses_to_the_lambda_return_only_with_discount_weights(monkeypatch):
-    """SPEC §5.5 / NCRL: the critic's loss is the two-hot NLL of the λ-return alone (no extra term toward
+    """method §5.5 / NCRL: the critic's loss is the two-hot NLL of the λ-return alone (no extra term toward
     the slow critic), and the critic and actor losses weight imagined step t by γ^t (NCRL, DreamerV3)."""
     from gsa.models.distributions import TwoHot
 

@@ -1,4 +1,4 @@
-"""Behaviour-cloning prior π_bc (SPEC §5.6, paper App. G.1)."""
+"""Behaviour-cloning prior π_bc (method §5.6, paper App. G.1)."""
 from __future__ import annotations
 
 import numpy as np

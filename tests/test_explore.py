@@ -1,4 +1,4 @@
-"""Plan2Explore (SPEC §3 curiosity data): disagreement as novelty, a resumable explorer, snapshots as a
+"""Plan2Explore (method §3 curiosity data): disagreement as novelty, a resumable explorer, snapshots as a
 collection source, and (slow) more state-space coverage than random actions."""
 from __future__ import annotations
 

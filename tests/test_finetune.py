@@ -116,7 +116,7 @@ def test_bc_prior_is_built_on_the_run_device(setup, monkeypatch):
 
 
 def test_guidance_schedule_and_window_follow_the_task():
-    """SPEC §5.6: linear(1→0) over 50k agent steps for DMC and 150k for Meta-World unless set; windows are
+    """method §5.6: linear(1→0) over 50k agent steps for DMC and 150k for Meta-World unless set; windows are
     drawn over the episode's length in agent steps at the run's action repeat."""
     from gsa.config import preset
 
@@ -131,7 +131,7 @@ def test_guidance_schedule_and_window_follow_the_task():
 
 
 def test_retrieval_queries_one_reset_and_rebuilds_for_a_new_encoder(setup, tmp_path, monkeypatch):
-    """SPEC §5.2 / NCRL: one reset observation is the query. The cached features belong to the encoder that
+    """method §5.2 / NCRL: one reset observation is the query. The cached features belong to the encoder that
     computed them: after more pre-training (other weights, same file name) they are rebuilt, not reused."""
     import shutil
 

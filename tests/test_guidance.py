@@ -1,4 +1,4 @@
-"""Execution guidance (SPEC §5.6): schedules and the per-episode π_bc window."""
+"""Execution guidance (method §5.6): schedules and the per-episode π_bc window."""
 from __future__ import annotations
 
 import numpy as np

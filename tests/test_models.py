@@ -1,4 +1,4 @@
-"""World model (SPEC §4) and distributions (SPEC §5.4): shapes, sizes, loss terms, masking, resets, learning."""
+"""World model (method §4) and distributions (method §5.4): shapes, sizes, loss terms, masking, resets, learning."""
 from __future__ import annotations
 
 import dataclasses
@@ -149,7 +149,7 @@ def test_small_preset_forward():
 
 
 def test_paper_preset_has_281M_parameters():
-    """SPEC §4: ≈ 281M world-model parameters without heads (the NCRL code prints 281.4M)."""
+    """method §4: ≈ 281M world-model parameters without heads (the NCRL code prints 281.4M)."""
     with torch.device("meta"):
         wm = WorldModel(WorldModelConfig())
         loss, _, post, _ = wm.loss(random_batch(WorldModelConfig(), B=2, T=2))

@@ -79,7 +79,7 @@ def test_compile_modes_resolve_per_device():
 
 
 def test_one_world_model_per_benchmark(smoke_data, tmp_path, monkeypatch):
-    """SPEC §4 / NCRL: by default one model per benchmark, stored under its own name; a task fine-tunes from
+    """method §4 / NCRL: by default one model per benchmark, stored under its own name; a task fine-tunes from
     its benchmark's model, and "all" keeps a single model on all the data as an option."""
     from gsa.config import preset
     from gsa.train.pretrain import open_dataset, pretrain_all, world_model_path

@@ -1,4 +1,4 @@
-"""Experience retrieval (SPEC §5.2): first-frame database, exact L2 search restricted to one embodiment."""
+"""Experience retrieval (method §5.2): first-frame database, exact L2 search restricted to one embodiment."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Custom rewards of SPEC §2 on crafted physics states, against formulas written out here.
+"""Custom rewards of method §2 on crafted physics states, against formulas written out here.
 
 `tol` below is an independent re-implementation of dm_control's `rewards.tolerance` for the two
 sigmoids the formulas use, so these tests check the task code, not dm_control against itself.

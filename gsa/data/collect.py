@@ -1,4 +1,4 @@
-"""Generate the non-curated offline dataset (SPEC §3): ``gsa collect --preset smoke``.
+"""Generate the non-curated offline dataset (method §3): ``gsa collect --preset smoke``.
 
 - Meta-World: every task's scripted expert (``metaworld.policies``; the paper used TD-MPC2 agents, whose
   checkpoints cannot be fetched here) with Gaussian action noise σ ∈ {0.1, 0.3, 0.5, 1.0, 2.0} in equal
@@ -119,7 +119,7 @@ class OUPolicy(RandomPolicy):
 
 
 class NoisyExpert:
-    """Meta-World's scripted expert with Gaussian action noise σ, clipped to [−1, 1] (SPEC §3)."""
+    """Meta-World's scripted expert with Gaussian action noise σ, clipped to [−1, 1] (method §3)."""
 
     def __init__(self, task: str, sigma: float, rng: np.random.Generator):
         import metaworld.policies

@@ -1,4 +1,4 @@
-"""Episode files and manifests (SPEC §3), compatible with the public NCRL layout.
+"""Episode files and manifests (method §3), compatible with the public NCRL layout.
 
 An episode is one compressed ``.npz``: ``observation`` uint8 (T+1, 3, 64, 64) and ``action`` float32
 (T+1, native action size, row 0 zeros) as in NCRL, plus our optional fields ``physics`` (T+1, P) float64

@@ -68,7 +68,7 @@ class MixedSampler:
 
     Each batch takes round(share × B) rows from each source (shares sum to 1; the remainder left by
     rounding goes to a source drawn by share, so the expected mix is exact) — e.g. the paper's offline
-    share 0.25 of 16 rows is exactly 4 retrieved + 12 online rows (SPEC §5.3).
+    share 0.25 of 16 rows is exactly 4 retrieved + 12 online rows (method §5.3).
     """
 
     def __init__(self, sources: list, batch_size: int, seq_len: int, action_size: int, seed: int = 0,

@@ -1,7 +1,7 @@
 """The offline store: a dataset directory's episodes packed into flat files, read with ``pread``.
 
 Why packed files (measured in ``benchmarks/sampler_throughput.py``): the paper's dataset is ~60k episodes
-/ 10M transitions / ~123 GB of 64×64 frames (SPEC §3). Decompressing a ``.npz`` per sampled sequence costs
+/ 10M transitions / ~123 GB of 64×64 frames (method §3). Decompressing a ``.npz`` per sampled sequence costs
 ~10–20 ms, so a (16 × 64) batch would take a third of a second per core. Instead every frame is written once,
 uncompressed, into ``packed/frames.u8`` (N, 3, H, W), and the padded actions (and state vectors) into
 ``packed/actions.f32`` / ``packed/state.f32``; a sequence is then one contiguous ``os.preadv`` straight into
@@ -188,7 +188,7 @@ class OfflineDataset:
     def read(self, episode: int, start: int, out: dict, row: int) -> None:
         """Copy frames/actions/state ``[start, start + T)`` of ``episode`` into ``out[...][row]`` (T = out's).
 
-        Offline rows carry no reward (SPEC §1): ``out["reward"]`` is zeroed if present."""
+        Offline rows carry no reward (method §1): ``out["reward"]`` is zeroed if present."""
         T = out["action"].shape[1]
         first = int(self.offsets[episode]) + start
         if "observation" in out:

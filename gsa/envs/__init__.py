@@ -1,4 +1,4 @@
-"""Environments: ``make(task, obs="pixels" | "state", ...)`` for all 73 tasks of SPEC §2."""
+"""Environments: ``make(task, obs="pixels" | "state", ...)`` for all 73 tasks of method §2."""
 from __future__ import annotations
 
 from gsa.envs.registry import EMBODIMENTS, TASKS, Embodiment, TaskSpec, get_spec, tasks
@@ -19,7 +19,7 @@ def make(task: str, obs: str = "pixels", size: int = 64, action_repeat: int = 2,
         action_repeat: simulator steps per agent step (rewards are summed).
         seed: seeds the task's initial states (and Meta-World goals).
         action_size / state_size: pad actions / state observations to this size (multi-embodiment).
-        quality: ``"spec"`` render settings of SPEC §2, or ``"default"`` (the model's own, slower).
+        quality: ``"spec"`` render settings of method §2, or ``"default"`` (the model's own, slower).
     """
     spec = get_spec(task)
     if spec.benchmark == "dmc":

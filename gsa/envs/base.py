@@ -10,7 +10,7 @@ from gsa.envs.render import Renderer, get_physics_state, set_physics_state
 
 
 class TaskEnv(gymnasium.Env):
-    """One task of SPEC §2 with 64×64 pixel (uint8, (3, H, W)) or state (float32) observations.
+    """One task of method §2 with 64×64 pixel (uint8, (3, H, W)) or state (float32) observations.
 
     ``step`` returns ``(obs, reward, terminated, truncated, info)``; there are no terminal states, only
     the time limit (``truncated``). ``info`` carries ``embodiment``, ``task``, ``physics`` (the raw
@@ -44,7 +44,7 @@ class TaskEnv(gymnasium.Env):
 
     # -- shared -------------------------------------------------------------------------------------------
     def render(self) -> np.ndarray:
-        """The current frame, (3, size, size) uint8, with the SPEC §2 camera and render settings."""
+        """The current frame, (3, size, size) uint8, with the method §2 camera and render settings."""
         if self._renderer is None:
             camera = self.task_spec.embodiment.camera
             self._renderer = Renderer(self.model, self.size, camera, self.quality, self.flip_image)

@@ -1,4 +1,4 @@
-"""DeepMind Control Suite tasks (stock and the custom ones of SPEC §2)."""
+"""DeepMind Control Suite tasks (stock and the custom ones of method §2)."""
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +33,7 @@ class DMCEnv(TaskEnv):
         return self._observe(), self._info()
 
     def _reward(self, reward: float, action: np.ndarray) -> float:
-        """The ``-hard`` wrapper of SPEC §2, applied per simulator step before action repeat."""
+        """The ``-hard`` wrapper of method §2, applied per simulator step before action repeat."""
         threshold = self.task_spec.hard_threshold
         if threshold is None:
             return reward

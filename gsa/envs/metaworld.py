@@ -1,4 +1,4 @@
-"""Meta-World v3 single tasks as in the NCRL code (SPEC §2)."""
+"""Meta-World v3 single tasks as in the NCRL code (method §2)."""
 from __future__ import annotations
 
 import metaworld

@@ -1,4 +1,4 @@
-"""The 73 tasks of the paper (SPEC §2) and what each embodiment looks like.
+"""The 73 tasks of the paper (method §2) and what each embodiment looks like.
 
 Task ids follow the NCRL code: ``dmc-<domain>-<task>`` and ``mw-<task>`` (Meta-World v3 names without
 ``-v3``). ``tests/test_envs.py`` checks every entry against a constructed environment.
@@ -32,7 +32,7 @@ EMBODIMENTS = {e.name: e for e in [
     Embodiment("sawyer", "metaworld", 4, 39, 200, "corner2"),
 ]}
 
-HARD_THRESHOLD = {"cheetah": 0.2}  # `-hard` tasks: reward threshold per domain, default 0.6 (SPEC §2)
+HARD_THRESHOLD = {"cheetah": 0.2}  # `-hard` tasks: reward threshold per domain, default 0.6 (method §2)
 HARD_ACTION_PENALTY = 0.1
 
 

@@ -1,6 +1,6 @@
 """Offscreen rendering shared by both suites.
 
-One :class:`mujoco.Renderer` per environment, with the render settings of SPEC §2 applied to the model
+One :class:`mujoco.Renderer` per environment, with the render settings of method §2 applied to the model
 *before* the GL context is created (``vis.quality.offsamples = 0``, ``vis.quality.shadowsize = 512``):
 no visible change at 64×64 and 3–4× faster on a CPU. ``quality="default"`` keeps the model's own
 settings (used by ``benchmarks/env_throughput.py`` as the reference).

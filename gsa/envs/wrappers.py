@@ -1,4 +1,4 @@
-"""Multi-embodiment padding (SPEC §4): actions and state vectors zero-padded to a common size, with a mask.
+"""Multi-embodiment padding (method §4): actions and state vectors zero-padded to a common size, with a mask.
 
 Padded action dimensions are ignored by the environment and are exactly zero in everything returned —
 the NCRL code leaves policy noise in them; we do not.

@@ -1,4 +1,4 @@
-"""Reward head and actor-critic in imagination (SPEC §5.4–5.5; paper Eq. 2–4; DreamerV3).
+"""Reward head and actor-critic in imagination (method §5.4–5.5; paper Eq. 2–4; DreamerV3).
 
     ac = ActorCritic(wm.rssm.feat_size, wm_cfg.action_size, cfg.finetune)
     actor_opt, critic_opt = make_optimizers(ac, cfg.finetune.ac_optim)
@@ -45,7 +45,7 @@ def mlp_head(inp: int, units: int, layers: int, out: int, zero_init: bool = Fals
 
 
 class RewardHead(nn.Module):
-    """r_ξ(s_t): symlog two-hot over `bins` bins in [−20, 20] (SPEC §5.4). Its inputs are not detached here:
+    """r_ξ(s_t): symlog two-hot over `bins` bins in [−20, 20] (method §5.4). Its inputs are not detached here:
     :func:`reward_loss` detaches the posterior features, and imagination evaluates it with frozen weights."""
 
     def __init__(self, feat_size: int, units: int, layers: int, bins: int):
@@ -59,7 +59,7 @@ class RewardHead(nn.Module):
 def reward_loss(head: RewardHead, feat: torch.Tensor, reward: torch.Tensor, online: torch.Tensor) -> torch.Tensor:
     """Two-hot NLL of reward (B, T) from detached features (B, T, F), averaged over the online rows (B,) only.
 
-    Retrieved rows (SPEC §5.3) contribute nothing: their targets are replaced by 0 and their terms weighted
+    Retrieved rows (method §5.3) contribute nothing: their targets are replaced by 0 and their terms weighted
     by 0, so their rewards reach neither the loss nor the gradient. No online row → 0 (zero gradient)."""
     keep = online[:, None].expand_as(reward)                        # (B, T) bool
     nll = head(feat.detach()).loss(torch.where(keep, reward, torch.zeros_like(reward)))  # (B, T)
@@ -68,12 +68,12 @@ def reward_loss(head: RewardHead, feat: torch.Tensor, reward: torch.Tensor, onli
 
 
 class ActionDist:
-    """DreamerV3's bounded normal, the "tanh-squashed/truncated normal" of SPEC §5.5.
+    """DreamerV3's bounded normal, the "tanh-squashed/truncated normal" of method §5.5.
 
     N(mean, std) per dim with mean = tanh(raw) and std = min_std + (max_std − min_std)·σ(raw_std + 2);
     samples are reparameterised and clipped to [−1, 1] with a straight-through gradient (the clip is the
     truncation). log_prob and entropy sum over the real dims of `mask` (..., A) only; sampled and mean
-    actions are multiplied by the mask, so padded dims are exactly 0 (SPEC §4).
+    actions are multiplied by the mask, so padded dims are exactly 0 (method §4).
     """
 
     def __init__(self, mean: torch.Tensor, std: torch.Tensor, mask: torch.Tensor):
@@ -97,7 +97,7 @@ class ActionDist:
 
 
 class Actor(nn.Module):
-    """π_φ(a | s): MLP → mean and std for each of the A_max action dims (SPEC §5.5)."""
+    """π_φ(a | s): MLP → mean and std for each of the A_max action dims (method §5.5)."""
 
     def __init__(self, feat_size: int, action_size: int, units: int, layers: int,
                  min_std: float = 0.1, max_std: float = 1.0):
@@ -123,7 +123,7 @@ class Critic(nn.Module):
 
 
 def lambda_returns(reward: torch.Tensor, value: torch.Tensor, gamma: float, lam: float) -> torch.Tensor:
-    """Paper Eq. 2: R_t = r_t + γ((1 − λ)·v_{t+1} + λ·R_{t+1}), R_H = v_H. No continue head (SPEC §5.5).
+    """Paper Eq. 2: R_t = r_t + γ((1 − λ)·v_{t+1} + λ·R_{t+1}), R_H = v_H. No continue head (method §5.5).
 
     reward (H, N): reward[t] = r̂(s_{t+1}), received on the step s_t → s_{t+1}; value (H+1, N): v(s_t).
     Returns R_0 … R_{H−1}, (H, N), the targets for states s_0 … s_{H−1}.
@@ -174,7 +174,7 @@ def frozen(*modules: nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """Reward head, actor, critic and slow critic of GSA fine-tuning (SPEC §5.4–5.5)."""
+    """Reward head, actor, critic and slow critic of GSA fine-tuning (method §5.4–5.5)."""
 
     def __init__(self, feat_size: int, action_size: int, cfg: FinetuneConfig):
         super().__init__()
@@ -189,7 +189,7 @@ class ActorCritic(nn.Module):
 
     @torch.no_grad()
     def update_slow(self, fraction: float) -> None:
-        """θ_slow ← (1 − f)·θ_slow + f·θ (SPEC §5.5: f = 0.02 every update)."""
+        """θ_slow ← (1 − f)·θ_slow + f·θ (method §5.5: f = 0.02 every update)."""
         for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters()):
             slow.lerp_(fast, fraction)
 
@@ -206,7 +206,7 @@ class ActorCritic(nn.Module):
         """→ (reward loss, actor loss, critic loss, metrics) for posterior states (B, T, ...) of a batch.
 
         action_mask (B, A) float, reward (B, T), online (B,) bool. Imagination starts from all B·T posterior
-        states (SPEC §5.5). The λ-returns use rewards of the (frozen) reward head and values of the slow
+        states (method §5.5). The λ-returns use rewards of the (frozen) reward head and values of the slow
         critic; with ``actor_grad="dynamics"`` (paper Eq. 4) the actor maximises them by back-propagating
         through the imagined dynamics and the reward head, whose weights are frozen while imagining (no
         gradient is computed for them).
@@ -258,7 +258,7 @@ class ActorCritic(nn.Module):
 
 
 def make_optimizers(ac: ActorCritic, cfg: OptimConfig) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """Adam for the actor, and Adam for critic + reward head, both with ``ac_optim`` (SPEC §5.5: lr 8e-5,
+    """Adam for the actor, and Adam for critic + reward head, both with ``ac_optim`` (method §5.5: lr 8e-5,
     eps 1e-5, decoupled weight decay 1e-6 as NCRL; gradient-norm clip ``cfg.grad_clip`` = 100 is applied
     by the caller). Choice: the reward head joins the critic's optimiser (lr 8e-5) instead of the world
     model's (DreamerV3 trains it with the world model, lr 1e-4), so the world-model optimiser holds exactly

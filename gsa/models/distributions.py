@@ -17,7 +17,7 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
 
 
 class OneHotDist:
-    """Categoricals over the last axis with a uniform mix (SPEC §4: 1% in prior and posterior).
+    """Categoricals over the last axis with a uniform mix (method §4: 1% in prior and posterior).
 
     probs = (1 − unimix)·softmax(logits) + unimix / classes. Every statistic is per categorical,
     i.e. reduced over the class axis only; callers sum over the latents.
@@ -69,7 +69,7 @@ def two_hot(x: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
 
 
 class TwoHot:
-    """Symlog two-hot regression head output (SPEC §5.4): `bins` evenly spaced over [low, high] in symlog space."""
+    """Symlog two-hot regression head output (method §5.4): `bins` evenly spaced over [low, high] in symlog space."""
 
     def __init__(self, logits: torch.Tensor, low: float = -20.0, high: float = 20.0):
         self.logits = logits.float()  # (..., K)

@@ -1,4 +1,4 @@
-"""Building blocks of the world model (SPEC §4): MLPs, channel LayerNorm, block-diagonal linear, CNNs."""
+"""Building blocks of the world model (method §4): MLPs, channel LayerNorm, block-diagonal linear, CNNs."""
 from __future__ import annotations
 
 import math
@@ -68,7 +68,7 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Image decoder of the NCRL code, whose size gives the paper's 281.4M parameters (SPEC §4).
+    """Image decoder of the NCRL code, whose size gives the paper's 281.4M parameters (method §4).
 
     h and z enter through separate paths, as in the DreamerV3 2024 decoder (h through a block-diagonal
     layer), summed into a 32d × 1 × 1 map; transposed convs k [5, 5, 6, 6] s2 with channels [4d, 2d, d, 3]

@@ -1,4 +1,4 @@
-"""Recurrent state-space model with a block GRU (SPEC §4; DreamerV3, 2024 version).
+"""Recurrent state-space model with a block GRU (method §4; DreamerV3, 2024 version).
 
     h_t = f(h_{t−1}, z_{t−1}, a_{t−1})      deterministic state, `deter`, split into `blocks`
     ẑ_t ~ p(z_t | h_t)                      prior (imagination)
@@ -21,7 +21,7 @@ State = dict[str, torch.Tensor]
 
 
 class BlockGRU(nn.Module):
-    """The dynamics core h' = f(h, z, a) of DreamerV3 2024 (SPEC §4).
+    """The dynamics core h' = f(h, z, a) of DreamerV3 2024 (method §4).
 
     h, flat z and a are each projected to `hidden` (Linear → LN → SiLU) and concatenated; every block
     receives that concatenation plus its own slice of h. One block-diagonal layer to `deter`

@@ -1,4 +1,4 @@
-"""The pre-trained world model: encoder + RSSM + decoder, trained with paper Eq. 1 (SPEC §4).
+"""The pre-trained world model: encoder + RSSM + decoder, trained with paper Eq. 1 (method §4).
 
 A batch is a dict of tensors: ``observation`` uint8 (B, T, 3, 64, 64) (pixels) or ``state`` float32
 (B, T, S) (state mode, zero-padded to ``state_size``), ``action`` float32 (B, T, A_max), ``action_mask``
@@ -39,7 +39,7 @@ class WorldModel(nn.Module):
         return obs.float() / 255 - 0.5 if self.cfg.obs == "pixels" else symlog(obs.float())
 
     def observe(self, batch: dict, state: State | None = None) -> tuple[State, State]:
-        """Posterior and prior states (B, T, ...). Padded action dims are zeroed by the mask (SPEC §4)."""
+        """Posterior and prior states (B, T, ...). Padded action dims are zeroed by the mask (method §4)."""
         action = batch["action"] * batch["action_mask"][:, None]    # (B, T, A)
         return self.rssm.observe(self.encoder(self.observation(batch)), action, batch["is_first"], state)
 

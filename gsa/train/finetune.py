@@ -1,4 +1,4 @@
-"""GSA fine-tuning, the online loop of paper Alg. 1 (SPEC §5): ``gsa finetune --task dmc-walker-run``.
+"""GSA fine-tuning, the online loop of paper Alg. 1 (method §5): ``gsa finetune --task dmc-walker-run``.
 
 One code path, three switches (``FinetuneConfig``): ``pretrained`` (P: start from the pre-trained world
 model), ``rehearsal`` (ER: retrieved offline sequences in every batch) and ``guidance`` (G: the BC prior
@@ -59,7 +59,7 @@ def with_method(cfg: Config, method: str) -> Config:
 
 
 def score(task: str, episode_return: float, success: float) -> float:
-    """Normalised score (SPEC §5.8): Meta-World success × 100, DMC return / 10."""
+    """Normalised score (method §5.8): Meta-World success × 100, DMC return / 10."""
     return 100.0 * success if get_spec(task).benchmark == "metaworld" else episode_return / 10.0
 
 
@@ -109,7 +109,7 @@ class Agent:
 
     def update(self, batch: dict, intrinsic=None) -> dict[str, torch.Tensor]:
         """World model on every row (Eq. 1), reward head on online rows only, actor-critic in imagination
-        from every posterior state (SPEC §5.1, 5.3–5.5). Returns detached metrics (no host sync); the
+        from every posterior state (method §5.1, 5.3–5.5). Returns detached metrics (no host sync); the
         batch's posterior states stay in ``self.post``. ``intrinsic`` replaces the reward head in
         imagination (the Plan2Explore explorer, see ``ActorCritic.loss``)."""
         f = self.cfg.finetune
@@ -145,7 +145,7 @@ class Agent:
 
 def retrieve(cfg: Config, task: str, wm: WorldModel, wm_path: Path, dataset_root, device,
              benchmark: str = "all") -> tuple:
-    """Experience retrieval (SPEC §5.2): the k offline trajectories of the task's embodiment whose first
+    """Experience retrieval (method §5.2): the k offline trajectories of the task's embodiment whose first
     frame is nearest to the task's reset observation(s) (``finetune.retrieval_queries``, NCRL: one), by the
     pre-trained encoder, among the ``benchmark`` part of the data the world model was trained on. The feature
     database is cached next to the world-model checkpoint, keyed by the dataset's manifest hash and the
@@ -180,7 +180,7 @@ def retrieve(cfg: Config, task: str, wm: WorldModel, wm_path: Path, dataset_root
 
 
 def train_prior(cfg: Config, retrieved, device, progress: bool = True) -> BCPolicy:
-    """π_bc by behaviour cloning on the retrieved trajectories (SPEC §5.6), trained on ``device``."""
+    """π_bc by behaviour cloning on the retrieved trajectories (method §5.6), trained on ``device``."""
     f, wm_cfg = cfg.finetune, cfg.world_model
     episodes = [retrieved.episode(i) for i in range(len(retrieved))]
     for episode in episodes:
@@ -204,7 +204,7 @@ def train_prior(cfg: Config, retrieved, device, progress: bool = True) -> BCPoli
 
 
 def make_guidance(cfg: Config, task: str) -> Guidance:
-    """Execution guidance for ``task``: its benchmark's schedule (SPEC §5.6, unless ``guidance_schedule`` is
+    """Execution guidance for ``task``: its benchmark's schedule (method §5.6, unless ``guidance_schedule`` is
     set) over episodes of the task's length in agent steps at ``finetune.action_repeat``."""
     f, embodiment = cfg.finetune, get_spec(task).embodiment
     return Guidance(f.schedule(embodiment.benchmark), embodiment.episode_length(f.action_repeat), seed=f.seed)
@@ -220,7 +220,7 @@ def _env(cfg: Config, task: str, seed: int):
 
 
 def evaluate(agent: Agent, env, episodes: int, seed: int) -> dict:
-    """``episodes`` episodes with π_RL's mean action (SPEC §5.8); the agent's acting state is kept."""
+    """``episodes`` episodes with π_RL's mean action (method §5.8); the agent's acting state is kept."""
     kept = agent.state, agent.prev_action
     returns, successes = [], []
     action_mask = torch.as_tensor(env.action_mask, device=agent.device)[None]

@@ -1,4 +1,4 @@
-"""The one optimiser of every learner: Adam with the NCRL code's decoupled weight decay (SPEC §4, §5.5)."""
+"""The one optimiser of every learner: Adam with the NCRL code's decoupled weight decay (method §4, §5.5)."""
 from __future__ import annotations
 
 import torch

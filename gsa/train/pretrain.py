@@ -1,4 +1,4 @@
-"""World-model pre-training on the offline dataset (SPEC §4, paper Eq. 1): ``gsa pretrain --preset smoke``.
+"""World-model pre-training on the offline dataset (method §4, paper Eq. 1): ``gsa pretrain --preset smoke``.
 
 - Batches (B × T) come from the packed store through a background loader; batch k is a function of
   (seed, k) alone, so prefetching, resuming and DDP ranks never change the data order.
@@ -48,7 +48,7 @@ def default_out(cfg: Config, benchmark: str) -> Path:
 
 def model_benchmarks(cfg: Config, dataset: OfflineDataset | None = None) -> list[str]:
     """The world models ``cfg`` pre-trains: one per benchmark present in the data (``pretrain.benchmark =
-    "each"``, the paper's, SPEC §4), or the one named ("all", "dmc", "metaworld")."""
+    "each"``, the paper's, method §4), or the one named ("all", "dmc", "metaworld")."""
     choice = cfg.pretrain.benchmark
     if choice not in (*BENCHMARKS, "all", "each"):
         raise ValueError(f"pretrain.benchmark={choice!r}: choose 'each', 'all', 'dmc' or 'metaworld'")

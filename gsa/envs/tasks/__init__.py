@@ -1,7 +1,7 @@
-"""Custom dm_control tasks of the paper (SPEC §2), registered into ``dm_control.suite``.
+"""Custom dm_control tasks of the paper (method §2), registered into ``dm_control.suite``.
 
 Importing this package adds them to the domains' ``SUITE`` so that ``suite.load("walker", "backflip")``
-works like a stock task. Rewards follow SPEC §2 (tasks from URLB and the NCRL code).
+works like a stock task. Rewards follow method §2 (tasks from URLB and the NCRL code).
 """
 import xml.etree.ElementTree as ET
 
@@ -12,7 +12,7 @@ def widen_floor(xml: bytes | str, geom: str, half_length: float) -> bytes:
     """Centre the named floor plane at x = 0 and make it ``half_length`` long each way.
 
     The stock walker/cheetah floors start 2 m behind the origin, so bodies running backwards leave them;
-    ``half_length`` is chosen from the top speed × episode duration (SPEC §2, "backward tasks").
+    ``half_length`` is chosen from the top speed × episode duration (method §2, "backward tasks").
     """
     root = ET.fromstring(xml)
     floor = root.find(f".//geom[@name='{geom}']")

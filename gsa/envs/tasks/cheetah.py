@@ -1,4 +1,4 @@
-"""Cheetah: run backwards, run on the front / back legs, jump (SPEC §2)."""
+"""Cheetah: run backwards, run on the front / back legs, jump (method §2)."""
 from dm_control.rl import control
 from dm_control.suite import cheetah
 from dm_control.utils import rewards

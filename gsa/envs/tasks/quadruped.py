@@ -1,4 +1,4 @@
-"""Quadruped: stand, jump, roll, roll-fast from a random initial orientation (URLB tasks, SPEC §2).
+"""Quadruped: stand, jump, roll, roll-fast from a random initial orientation (URLB tasks, method §2).
 
 ``quadruped.Move`` already starts each episode from a uniformly random orientation at a
 non-contacting height; these tasks only change the reward.

@@ -1,4 +1,4 @@
-"""Walker: walk/run backwards and backflip (SPEC §2)."""
+"""Walker: walk/run backwards and backflip (method §2)."""
 from dm_control.rl import control
 from dm_control.suite import walker
 from dm_control.utils import rewards
