@@ -202,8 +202,11 @@ class _Worker:
 
     def give(self, run: Run, log: Path) -> None:
         self.run, self.log = run, log
-        self.process.stdin.write((json.dumps({"run": asdict(run), "log": str(log)}) + "\n").encode())
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write((json.dumps({"run": asdict(run), "log": str(log)}) + "\n").encode())
+            self.process.stdin.flush()
+        except BrokenPipeError:  # it died while idle: answer() reports "ended" and the run is queued again
+            pass
 
     def answer(self) -> str | None:
         """The current run's outcome (done | busy | error), "ended" if the process ended, None while it runs."""
