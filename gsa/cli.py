@@ -77,7 +77,9 @@ def _sweep(args) -> None:
     if args.study:  # the preset's study (gsa/experiments/studies.py), optionally narrowed by --methods/--tasks
         from gsa.experiments.studies import study_runs
 
-        runs = study_runs(args.preset, args.experiment, args.tasks, args.methods)
+        if variants:
+            raise SystemExit("gsa sweep: --variant does not combine with --study")
+        runs = study_runs(args.preset, args.experiment, args.tasks, args.methods, parse_overrides(args.override))
     else:
         if not args.tasks:
             raise SystemExit("gsa sweep: give --tasks (or --study for the preset's study)")

@@ -122,3 +122,4 @@ def test_the_cpu_study_is_fixed_and_puts_the_main_comparison_first():
     assert [r.task for r in first[::2]] == list(s.tasks)
     assert {r.method for r in runs[-2 * len(s.tasks):]} == {"p", "p+er"}
     assert {r.method for r in study_runs("cpu", methods=["p"])} == {"p"}
+    assert study_runs("cpu", methods=["p"], overrides={"finetune.frames": 1000})[0].config().finetune.frames == 1000

@@ -28,9 +28,6 @@ class Study:
     tasks: tuple[str, ...]
     methods: tuple[tuple[str, tuple[int, ...]], ...]   # (method, seeds), in order of priority
 
-    def seeds(self, method: str) -> tuple[int, ...]:
-        return dict(self.methods)[method]
-
 
 STUDIES = {
     "smoke": Study(("dmc-cartpole-balance", "mw-reach"), (("gsa", (0,)), ("dreamerv3", (0,)))),
@@ -47,9 +44,11 @@ def study(preset: str) -> Study:
     return STUDIES[preset]
 
 
-def study_runs(preset: str, experiment: str | None = None, tasks=None, methods=None) -> list[Run]:
-    """The study's runs (optionally restricted to ``tasks`` / ``methods``) in the order to run them: for
-    each seed rank, task by task, the two main methods side by side; the ablations after them."""
+def study_runs(preset: str, experiment: str | None = None, tasks=None, methods=None,
+               overrides: dict | None = None) -> list[Run]:
+    """The study's runs (optionally restricted to ``tasks`` / ``methods``, with config ``overrides``) in the
+    order to run them: for each seed rank, task by task, the two main methods side by side; the ablations
+    after them."""
     s = study(preset)
     chosen = [(m, seeds) for m, seeds in s.methods if methods is None or m in methods]
     main = {m for m, _ in s.methods[:2]}
@@ -59,5 +58,5 @@ def study_runs(preset: str, experiment: str | None = None, tasks=None, methods=N
             for task in tasks or s.tasks:
                 for method, seeds in group:
                     if rank < len(seeds):
-                        runs += expand(experiment or preset, preset, [method], [task], [seeds[rank]])
+                        runs += expand(experiment or preset, preset, [method], [task], [seeds[rank]], overrides=overrides)
     return runs

@@ -142,6 +142,10 @@ def _local(todo: list[Run], workers: int, retries: int, progress: bool, poll: fl
         status[run.name], finished = outcome, finished + 1
         bar.update()
 
+    def fail(run: Run, log: Path, code: int) -> None:
+        finish(run, f"error: {_last_error(log, code)}")
+        bar.write(f"[sweep] {run.name} failed: {status[run.name]} (log: {log})")
+
     try:
         while queue or any(w.run for w in pool):
             for run in [r for r in queue if _locked(r)]:
@@ -167,7 +171,7 @@ def _local(todo: list[Run], workers: int, retries: int, progress: bool, poll: fl
                 elif outcome == "busy":  # locked between our look and its start: back to the queue
                     queue.append(run)
                 elif outcome == "error":
-                    finish(run, f"error: {_last_error(log, 1)}")
+                    fail(run, log, 1)
                 else:  # the process ended: killed by a signal (resume the run) or crashed
                     pool.remove(worker)
                     code = worker.process.returncode
@@ -175,9 +179,7 @@ def _local(todo: list[Run], workers: int, retries: int, progress: bool, poll: fl
                         attempts[run.name] = attempts.get(run.name, 0) + 1
                         queue.append(run)
                     else:
-                        finish(run, f"error: {_last_error(log, code)}")
-                if outcome not in ("done", "busy") and run.name in status:
-                    bar.write(f"[sweep] {run.name} failed: {status[run.name]} (log: {log})")
+                        fail(run, log, code)
             rate = finished / max(time.perf_counter() - started, 1e-9)
             left = len(queue) + sum(w.run is not None for w in pool)
             bar.set_postfix(running=left - len(queue), left=left,
