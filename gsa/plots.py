@@ -1,4 +1,4 @@
-"""Figures the notebooks show and save (png + pdf in ``figures/``)."""
+"""Figures the notebooks show and save (png + pdf in ``figures/<preset>/``), in one palette per method."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -10,9 +10,24 @@ from gsa.data.store import OfflineDataset
 from gsa.paths import figures_dir
 
 
-def save(fig, name: str) -> None:
+# One colour per method in every figure (GSA and its ablations in greens, baselines apart).
+METHOD_COLORS = {"gsa": "#1b7837", "p+er": "#7fbf7b", "p": "#c2a5cf", "dreamerv3": "#2166ac",
+                 "drqv2": "#d6604d", "jsrl-bc": "#f4a582", "uds-rlpd": "#8c510a", "explore": "#bf812d",
+                 "r3m": "#762a83", "diffusion-policy": "#878787", "packnet": "#e08214"}
+
+
+def palette(methods) -> dict:
+    """``{method: colour}`` for seaborn's ``palette=``; methods without a fixed colour get tab10 colours."""
+    spare = iter(plt.get_cmap("tab10").colors)
+    return {m: METHOD_COLORS.get(m.split(".")[0]) or next(spare) for m in methods}
+
+
+def save(fig, name: str, preset: str) -> None:
+    """``figures/<preset>/<name>.png`` and ``.pdf``."""
+    folder = figures_dir() / preset
+    folder.mkdir(parents=True, exist_ok=True)
     for ext in ("png", "pdf"):
-        fig.savefig(figures_dir() / f"{name}.{ext}", dpi=120, bbox_inches="tight")
+        fig.savefig(folder / f"{name}.{ext}", dpi=120, bbox_inches="tight")
 
 
 def frame_grid(ds: OfflineDataset, frames: int = 8, seed: int = 0):
@@ -106,9 +121,11 @@ def openloop_grid(true: np.ndarray, pred: np.ndarray, names: list[str], context:
 
 
 def learning_curves(results: pd.DataFrame, y: str = "score"):
-    """Evaluation score against environment frames, one panel per task, one line per method (mean ± sd over seeds)."""
-    grid = sns.relplot(results, x="frame", y=y, hue="method", col="task", kind="line", errorbar="sd",
-                       marker="o", height=2.8, aspect=1.2, facet_kws={"sharey": False})
+    """Evaluation score against environment frames, one panel per task, one line per method (mean and
+    bootstrapped 95% CI over seeds, shaded)."""
+    grid = sns.relplot(results, x="frame", y=y, hue="method", col="task", kind="line", errorbar=("ci", 95),
+                       marker="o", height=2.8, aspect=1.2, facet_kws={"sharey": False}, col_wrap=4,
+                       palette=palette(results["method"].unique()))
     grid.set_titles("{col_name}")
     grid.set_axis_labels("environment frames", "normalised score" if y == "score" else y)
     return grid.figure

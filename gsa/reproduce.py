@@ -9,12 +9,9 @@ from pathlib import Path
 
 from gsa.paths import project_root, results_dir
 
-# The main job, in order: tasks → dataset → pre-training → fine-tuning.
-NOTEBOOKS = {
-    "smoke": ["00_environments", "01_dataset", "02_pretrain", "03_finetune"],
-    "cpu": ["00_environments", "01_dataset", "02_pretrain", "03_finetune"],
-    "paper": ["00_environments", "01_dataset", "02_pretrain", "03_finetune"],
-}
+# The main job, in order: tasks → dataset → pre-training → fine-tuning → theory checks.
+NOTEBOOKS = {preset: ["00_environments", "01_dataset", "02_pretrain", "03_finetune", "05_theory"]
+             for preset in ("smoke", "cpu", "paper")}
 
 
 def build_notebook(name: str) -> Path:

@@ -33,7 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from gsa.envs import EMBODIMENTS, TASKS, make
-from gsa.paths import figures_dir
+from gsa import plots
 
 # %% [markdown]
 # ## Embodiments
@@ -65,8 +65,7 @@ for ax, (task, frame) in zip(axes.flat, frames.items()):
     ax.set_title(task.removeprefix("dmc-").removeprefix("mw-"), fontsize=7)
 fig.suptitle(f"All {len(frames)} tasks, {size}×{size} observations (seed {seed})")
 fig.tight_layout(rect=(0, 0, 1, 0.97))
-for ext in ("png", "pdf"):
-    fig.savefig(figures_dir() / f"environments.{ext}", dpi=120)
+plots.save(fig, "environments", preset)
 plt.show()
 
 # %% [markdown]

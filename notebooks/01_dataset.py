@@ -70,7 +70,7 @@ display(Markdown(card.read_text()))
 # %%
 if dataset.frame_shape:  # a state-only dataset has no frames
     fig = plots.frame_grid(dataset, seed=seed)
-    plots.save(fig, "dataset_frames")
+    plots.save(fig, "dataset_frames", preset)
 
 # %% [markdown]
 # ## Actions
@@ -79,7 +79,7 @@ if dataset.frame_shape:  # a state-only dataset has no frames
 
 # %%
 fig = plots.action_histograms(dataset, seed=seed)
-plots.save(fig, "dataset_actions")
+plots.save(fig, "dataset_actions", preset)
 
 # %% [markdown]
 # ## Quality (analysis only — GSA never sees these rewards)
@@ -89,7 +89,7 @@ plots.save(fig, "dataset_actions")
 # %%
 analysis = pd.read_csv(dataset.root / "analysis.csv", dtype={"id": str})
 fig = plots.data_quality(dataset.manifest, analysis)
-plots.save(fig, "dataset_quality")
+plots.save(fig, "dataset_quality", preset)
 
 # %%
 success = tables(dataset.root).get("success")

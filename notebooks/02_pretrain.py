@@ -65,7 +65,7 @@ pd.concat({name: log.tail(1) for name, log in logs.items()})
 for name, log in logs.items():
     fig = plots.loss_curves(log)
     fig.suptitle(f"world model: {name}")
-    plots.save(fig, f"pretrain_losses_{name}")
+    plots.save(fig, f"pretrain_losses_{name}", preset)
 
 # %% [markdown]
 # ## Reconstructions and open-loop predictions
@@ -101,7 +101,7 @@ for i, benchmark in enumerate(first["benchmark"]):  # each episode through its b
 pred = torch.stack(preds)
 if key == "observation":
     fig = plots.openloop_grid(batch[key].numpy(), pred.numpy(), list(first["embodiment"]), context)
-    plots.save(fig, "pretrain_openloop")
+    plots.save(fig, "pretrain_openloop", preset)
 
 # %%
 target = batch[key].float()

@@ -88,7 +88,7 @@ status.pivot_table(index=["task", "method"], columns="seed", values="status", ag
 results = pd.read_csv(tidy(experiment))  # results/<experiment>.csv: method, task, seed, frame, return, success, score
 results = results[results.task.isin(tasks) & results.method.isin(methods)]
 fig = plots.learning_curves(results)
-plots.save(fig, f"finetune_{experiment}")
+plots.save(fig, f"finetune_{experiment}", preset)
 
 # %% [markdown]
 # ## Aggregate over tasks (rliable)
@@ -109,7 +109,7 @@ if len(compared):
         ax.fill_between(group.frame, group.low, group.high, alpha=0.2)
     ax.set_xlabel("environment frames"), ax.set_ylabel("IQM normalised score"), ax.legend()
     ax.set_title(f"{preset} preset, {len(tasks)} tasks, {budget // 1000}k frames")
-    plots.save(fig, f"finetune_{experiment}_aggregate")
+    plots.save(fig, f"finetune_{experiment}_aggregate", preset)
     final = analysis.final_scores(finished)
     aggregates = analysis.aggregates(final, compared, reps=bootstrap_reps)
     display(aggregates.round(1))
@@ -124,7 +124,7 @@ if len(compared):
         ax.errorbar(group.value, range(len(group)), xerr=[group.value - group.low, group.high - group.value],
                     fmt="none", color="k")
         ax.set_xlabel("normalised score"), ax.set_title(metric)
-    plots.save(grid.figure, f"finetune_{experiment}_metrics")
+    plots.save(grid.figure, f"finetune_{experiment}_metrics", preset)
 
 # %% [markdown]
 # ## The claim: GSA's IQM at the final budget ≥ 1.3× DreamerV3's, with non-overlapping 95% CIs
@@ -194,4 +194,4 @@ if logs:
     sns.lineplot(guided, x="frames", y="share", hue="task", errorbar=None, ax=ax)
     ax.set_ylabel("share of steps by the BC prior"), ax.set_xlabel("environment frames")
     ax.legend(fontsize=6)
-    plots.save(fig, f"finetune_{experiment}_guidance")
+    plots.save(fig, f"finetune_{experiment}_guidance", preset)

@@ -95,7 +95,8 @@ def test_noise_lowers_expert_success():
     warnings.filterwarnings("ignore", message="Constant")
     success = {}
     for sigma in (0.1, 2.0):
-        runs = [run_job(Job("metaworld", "mw-button-press", "sawyer", "expert", sigma, i, 1000 + i), size=16)[1]
+        runs = [run_job(Job("metaworld", "mw-button-press", "sawyer", "expert", sigma, i, 1000 + i),
+                        render=False)[1]
                 for i in range(6)]
         success[sigma] = np.mean([r["success"] for r in runs])
     assert success[0.1] >= 0.8 and success[2.0] <= 0.2, success

@@ -174,3 +174,14 @@ def test_unknown_method_and_missing_world_model(setup, tmp_path):
         finetune(cfg, TASK, "p+g")
     with pytest.raises(FileNotFoundError, match="gsa pretrain"):
         finetune(cfg, TASK, "p", world_model=tmp_path / "missing.pt", experiment="missing", progress=False)
+
+
+def test_retrieved_data_is_nearer_the_online_data_than_the_whole_dataset(state_setup):
+    """Prop. 1 on real features (gsa.theory.real_retrieval_tv): the retrieved trajectories of the task's
+    embodiment are closer in TV to the task's online observations than the whole multi-embodiment dataset."""
+    from gsa.theory import real_retrieval_tv
+
+    cfg, wm_path = state_setup
+    result = real_retrieval_tv(cfg, TASK, wm_path, online_episodes=2)
+    assert result["embodiment_precision"] == 1.0 and result["samples"] >= 100
+    assert result["tv_retrieved"] < result["tv_offline"], result

@@ -29,8 +29,8 @@ def test_environments_notebook_runs_under_papermill(tmp_path, monkeypatch):
     monkeypatch.setenv("GSA_RESULTS_DIR", str(tmp_path / "results"))
     output = run_notebook("00_environments", "smoke", random_steps=0)
     assert output == tmp_path / "results" / "notebooks" / "smoke" / "00_environments.ipynb"
-    assert (tmp_path / "figures" / "environments.png").stat().st_size > 50_000
-    assert (tmp_path / "figures" / "environments.pdf").exists()
+    assert (tmp_path / "figures" / "smoke" / "environments.png").stat().st_size > 50_000
+    assert (tmp_path / "figures" / "smoke" / "environments.pdf").exists()
     cells = nbformat.read(output, as_version=4).cells
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in cells)
 
@@ -78,5 +78,22 @@ def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_
     text = "\n".join(o.get("text", "") for c in nbformat.read(output, as_version=4).cells for o in c.get("outputs", []))
     assert "ratio" in text and "target (ratio >= 1.3 and separated CIs):" in text
     for name in ("finetune_smoke", "finetune_smoke_aggregate", "finetune_smoke_metrics", "finetune_smoke_guidance"):
-        assert (tmp_path / "figures" / f"{name}.png").exists(), name
+        assert (tmp_path / "figures" / "smoke" / f"{name}.png").exists(), name
     assert "target (ratio >= 1.3 and separated CIs): met" in text  # GSA is 3x better in these synthetic runs
+
+
+def test_theory_notebook_runs_and_writes_its_figures(tmp_path, monkeypatch):
+    """notebooks/05_theory under papermill with few instances: the synthetic checks and their figures (the
+    real-data check, which needs a pre-trained model, is switched off and says so)."""
+    import nbformat
+
+    from gsa.reproduce import run_notebook
+
+    monkeypatch.setenv("GSA_FIGURES_DIR", str(tmp_path / "figures"))
+    monkeypatch.setenv("GSA_RESULTS_DIR", str(tmp_path / "results"))
+    output = run_notebook("05_theory", "smoke", instances=20, real_data=False)
+    for name in ("theory_retrieval_tv", "theory_rehearsal", "theory_guidance"):
+        assert (tmp_path / "figures" / "smoke" / f"{name}.png").exists(), name
+    text = "\n".join(str(o.get("data", {}).get("text/plain", o.get("text", "")))
+                     for c in nbformat.read(output, as_version=4).cells for o in c.get("outputs", []))
+    assert "not run (real_data=False)" in text
