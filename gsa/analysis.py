@@ -89,6 +89,17 @@ def probability_of_improvement(final: pd.DataFrame, x: str, y: str, reps: int = 
     return {"p": float(np.ravel(point[key])[0]), "low": float(low), "high": float(high)}
 
 
+def performance_profiles(final: pd.DataFrame, methods: list[str], taus: np.ndarray | None = None,
+                         reps: int = 2_000, seed: int = 0) -> pd.DataFrame:
+    """rliable's score distributions: the fraction of runs with a normalised score > τ, for τ over
+    ``taus`` (default 0–100), with 95% stratified-bootstrap CIs; rows (method, tau, fraction, low, high)."""
+    taus = np.linspace(0, 100, 41) if taus is None else np.asarray(taus, float)
+    scores = score_matrices(final, methods)
+    point, interval = rly.create_performance_profile(scores, taus / 100, reps=reps)
+    return pd.DataFrame([{"method": m, "tau": t, "fraction": point[m][i], "low": interval[m][0][i],
+                          "high": interval[m][1][i]} for m in methods for i, t in enumerate(taus)])
+
+
 def per_task_table(final: pd.DataFrame, value: str = "score") -> pd.DataFrame:
     """task × method: mean and 95% t-interval half-width over seeds of ``value`` at the final evaluation."""
     from scipy import stats
@@ -112,3 +123,31 @@ def paper_scores(budget: str = "150k") -> pd.DataFrame:
     ref = ref.assign(method=ref["method"].str.lower(),
                      score=np.where(ref["benchmark"] == "metaworld", 100 * ref["score"], ref["score"] / 10))
     return ref.pivot_table(index="task_id", columns="method", values="score")
+
+
+UNITS = {"metaworld": ("success rate", 0.01, 2), "dmc": ("return", 10.0, 1)}  # normalised score → paper unit
+
+
+def comparison_table(final: pd.DataFrame, methods: list[str], tasks: list[str], benchmark: str,
+                     budget: str = "150k") -> pd.DataFrame:
+    """The paper's per-task table for one benchmark, ours beside the paper's: task × "<method>" (ours: mean ±
+    95% CI over seeds at the final evaluation, or "not run") and "<method> (paper @<budget>)" (from
+    :func:`paper_scores`, "–" where the paper has no number), in the benchmark's unit (Meta-World success
+    rate, DMC return)."""
+    _, scale, digits = UNITS[benchmark]
+    ours = per_task_table(final) if len(final) else pd.DataFrame(columns=["mean", "ci", "seeds"])
+    paper = paper_scores(budget)
+    rows = []
+    for task in tasks:
+        row = {"task": task}
+        for method in methods:
+            if (task, method) in ours.index:
+                r = ours.loc[(task, method)]
+                ci = f" ± {r['ci'] * scale:.{digits}f}" if r["seeds"] > 1 else ""
+                row[method] = f"{r['mean'] * scale:.{digits}f}{ci} (n={int(r['seeds'])})"
+            else:
+                row[method] = "not run"
+            value = paper.loc[task, method] if task in paper.index and method in paper.columns else np.nan
+            row[f"{method} (paper @{budget})"] = "–" if pd.isna(value) else f"{value * scale:.{digits}f}"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("task")

@@ -258,3 +258,35 @@ def from_dict(data: dict) -> Config:
 
 def dumps(cfg) -> str:
     return json.dumps(to_dict(cfg), indent=2, sort_keys=True)
+
+
+def hyperparameter_table(cfg: Config) -> "pd.DataFrame":
+    """Every field of ``cfg`` as rows (section, name, value, note): the paper's hyper-parameter table
+    generated from the config itself (notebook ``06_paper``); notes are the comments beside the fields."""
+    import inspect
+
+    import pandas as pd
+
+    def notes(cls) -> dict[str, str]:
+        out = {}
+        for line in inspect.getsource(cls).splitlines():
+            name, sep, rest = line.strip().partition(":")
+            if sep and name.isidentifier() and "#" in rest:
+                out[name] = rest.split("#", 1)[1].strip()
+        return out
+
+    rows = []
+
+    def walk(obj, section: str) -> None:
+        comments = notes(type(obj))
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{section}.{f.name}")
+            else:
+                shown = f"{len(value)} tasks" if f.name == "mw_tasks" and len(value) > 8 else value
+                rows.append({"section": section, "name": f.name, "value": shown, "note": comments.get(f.name, "")})
+
+    for section in ("data", "world_model", "pretrain", "finetune"):
+        walk(getattr(cfg, section), section)
+    return pd.DataFrame(rows)

@@ -9,9 +9,12 @@ from pathlib import Path
 
 from gsa.paths import project_root, results_dir
 
-# The main job, in order: tasks → dataset → pre-training → fine-tuning → theory checks.
-NOTEBOOKS = {preset: ["00_environments", "01_dataset", "02_pretrain", "03_finetune", "05_theory"]
+# The main job, in order: tasks → dataset → pre-training → fine-tuning → theory checks → the paper's figures.
+NOTEBOOKS = {preset: ["00_environments", "01_dataset", "02_pretrain", "03_finetune", "05_theory", "06_paper"]
              for preset in ("smoke", "cpu", "paper")}
+# After the smoke pipeline, the cpu study's figures and tables from its committed results (no training):
+# what a newcomer's `make reproduce` shows of the real result.
+FROM_RESULTS = {"smoke": [("03_finetune", "cpu", {"run": False}), ("06_paper", "cpu", {})]}
 
 
 def build_notebook(name: str) -> Path:
@@ -48,11 +51,15 @@ def run_notebook(name: str, preset: str = "smoke", **parameters) -> Path:
 
 
 def reproduce(preset: str = "smoke", names: list[str] | None = None) -> list[Path]:
+    """Execute the preset's notebooks in order (or ``names``); with all of them, then the notebooks of
+    ``FROM_RESULTS`` (other presets' figures from committed results, nothing trained)."""
     if preset not in NOTEBOOKS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(NOTEBOOKS)}")
+    jobs = [(name, preset, {}) for name in names or NOTEBOOKS[preset]]
+    jobs += FROM_RESULTS.get(preset, []) if not names else []
     outputs = []
-    for name in names or NOTEBOOKS[preset]:
-        print(f"[gsa reproduce] {name} (preset {preset}) ...", flush=True)
-        outputs.append(run_notebook(name, preset))
+    for name, job_preset, parameters in jobs:
+        print(f"[gsa reproduce] {name} (preset {job_preset}{', from committed results' if job_preset != preset else ''}) ...", flush=True)
+        outputs.append(run_notebook(name, job_preset, **parameters))
         print(f"[gsa reproduce]   -> {outputs[-1]}", flush=True)
     return outputs

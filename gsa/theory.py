@@ -73,23 +73,21 @@ def retrieval_tv_check(rng: np.random.Generator, components: int = 6, k: int = 1
     return RetrievalTV(tv(p_off, p_on), t_ret, t_rest, float(beta), float(beta * t_ret + (1 - beta) * t_rest))
 
 
-def real_retrieval_tv(cfg, task: str, wm_path=None, frames_per_episode: int | None = None,
-                      online_episodes: int = 4, bins: int = 8, seed: int = 0) -> dict:
-    """Prop. 1 on real data: TV (:func:`histogram_tv`) between the pre-trained encoder's features of online
-    observations of ``task`` and of (a) the whole offline dataset the model was trained on, (b) the retrieved
-    trajectories (method §5.2, the run's own ``retrieve``). Online observations come from the task's env under
-    uniform random actions — a stand-in for the first online episodes. Offline and retrieved features are
-    drawn ``frames_per_episode`` per episode (None: all) and all three subsampled to the same count; one
-    projection and one grid, fitted on all three, serve both estimates, so they are comparable."""
+def feature_sets(cfg, task: str, wm_path=None, frames_per_episode: int | None = None, online_episodes: int = 4,
+                 seed: int = 0) -> tuple[dict[str, np.ndarray], dict]:
+    """The pre-trained encoder's features (N, D) of three sets of observations of ``task``: ``online`` (the
+    task's env under uniform random actions — a stand-in for the first online episodes), ``offline`` (the
+    whole dataset the world model was trained on) and ``retrieved`` (the trajectories the run's own
+    ``retrieve`` picks, method §5.2); ``frames_per_episode`` frames drawn per offline episode (None: all).
+    Returns the features and the retrieval info. Used by Prop. 1's real-data check and the t-SNE (Fig. 2)."""
     import torch
 
     from gsa.envs import get_spec, pad
     from gsa.train import finetune as ft
     from gsa.train.pretrain import load_world_model, open_dataset, world_model_path
 
-    spec = get_spec(task)
     cfg = copy.deepcopy(cfg)
-    wm_path = wm_path or world_model_path(cfg, spec.benchmark)
+    wm_path = wm_path or world_model_path(cfg, get_spec(task).benchmark)
     wm, wm_cfg, wm_state = load_world_model(wm_path)
     wm.eval()
     cfg.world_model, benchmark = wm_cfg.world_model, wm_state.get("benchmark", "all")
@@ -111,7 +109,6 @@ def real_retrieval_tv(cfg, task: str, wm_path=None, frames_per_episode: int | No
         return np.concatenate(picks)
 
     retrieved, info = ft.retrieve(cfg, task, wm, wm_path, None, "cpu", benchmark)
-    dataset = open_dataset(cfg, None, benchmark)
     env = ft._env(cfg, task, seed=seed + 30_000)
     online = []
     for i in range(online_episodes):
@@ -123,10 +120,21 @@ def real_retrieval_tv(cfg, task: str, wm_path=None, frames_per_episode: int | No
             online.append(obs)
             done = terminated or truncated
     env.close()
-    f_on, f_off, f_ret = encode(np.stack(online)), encode(frames(dataset)), encode(frames(retrieved))
-    n = min(len(f_off), len(f_ret), len(f_on))
-    sub = lambda f: f[rng.choice(len(f), n, replace=False)]  # noqa: E731
-    f_on, f_off, f_ret = sub(f_on), sub(f_off), sub(f_ret)
+    features = {"online": encode(np.stack(online)), "offline": encode(frames(open_dataset(cfg, None, benchmark))),
+                "retrieved": encode(frames(retrieved))}
+    return features, info
+
+
+def real_retrieval_tv(cfg, task: str, wm_path=None, frames_per_episode: int | None = None,
+                      online_episodes: int = 4, bins: int = 8, seed: int = 0) -> dict:
+    """Prop. 1 on real data: TV (:func:`histogram_tv`) between the features of online observations and of (a)
+    the whole offline dataset, (b) the retrieved trajectories (:func:`feature_sets`). All three are
+    subsampled to the same count, and one projection and grid, fitted on all three, serve both estimates,
+    so they are comparable."""
+    features, info = feature_sets(cfg, task, wm_path, frames_per_episode, online_episodes, seed)
+    rng = np.random.default_rng(seed)
+    n = min(len(f) for f in features.values())
+    f_on, f_off, f_ret = (f[rng.choice(len(f), n, replace=False)] for f in features.values())
     ref = np.concatenate([f_on, f_off, f_ret])
     return {"task": task, "samples": n, "k": info["k"], "tv_offline": histogram_tv(f_off, f_on, bins, ref),
             "tv_retrieved": histogram_tv(f_ret, f_on, bins, ref), "embodiment_precision": info["embodiment_precision"]}

@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gsa.analysis import aggregate_curve, aggregates, final_scores, per_task_table, probability_of_improvement
+from gsa.analysis import (aggregate_curve, aggregates, final_scores, per_task_table, performance_profiles,
+                          probability_of_improvement)
 
 
 def results(gap: float = 30.0, seeds: int = 5, tasks: int = 6, seed: int = 0) -> pd.DataFrame:
@@ -72,3 +73,15 @@ def test_paper_scores_are_the_appendix_tables_normalised():
     assert paper.loc["mw-shelf-place", "gsa"] == pytest.approx(87.0)
     assert paper.loc["dmc-cheetah-run", "dreamerv3"] == pytest.approx(62.14)  # return 621.4 / 10
     assert paper.loc["dmc-walker-run-backwards", "gsa"] == pytest.approx(34.93)
+
+
+def test_performance_profiles_fall_from_one_and_rank_the_methods():
+    """Fraction of runs above τ: 1 at τ = 0 (scores ≥ 0 here are > 0), non-increasing in τ, and the better
+    method's profile lies above the worse one's; CIs bracket the point."""
+    final = final_scores(results(gap=30.0))
+    prof = performance_profiles(final, ["good", "base"], taus=np.linspace(0, 100, 11), reps=200)
+    for method, group in prof.groupby("method"):
+        assert np.all(np.diff(group.fraction.to_numpy()) <= 1e-12)
+        assert np.all((group.low <= group.fraction + 1e-12) & (group.fraction <= group.high + 1e-12))
+    wide = prof.pivot(index="tau", columns="method", values="fraction")
+    assert (wide.good >= wide.base).all() and (wide.good > wide.base).any()

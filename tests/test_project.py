@@ -3,6 +3,8 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,21 +48,17 @@ def test_built_notebooks_match_their_jupytext_sources():
         assert cells(jupytext.read(built)) == cells(jupytext.read(source)), f"{built.name} is stale: `make notebooks`"
 
 
-def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_training(tmp_path, monkeypatch):
-    """notebooks/03_finetune with run=False: figures, aggregates and the claim check from eval.csv files alone
-    (synthetic ones here, where GSA is better by construction), no checkpoint, no world model."""
+def write_synthetic_study(preset: str) -> None:
+    """eval.csv / train.csv / retrieval.json / done.json of every run of the preset's study, as a finished
+    sweep writes them, with GSA better by construction (under ``GSA_RESULTS_DIR``)."""
     import json
 
-    import nbformat
     import numpy as np
 
     from gsa.experiments.studies import study_runs
-    from gsa.reproduce import run_notebook
 
-    monkeypatch.setenv("GSA_FIGURES_DIR", str(tmp_path / "figures"))
-    monkeypatch.setenv("GSA_RESULTS_DIR", str(tmp_path / "results"))
     rng = np.random.default_rng(0)
-    for run in study_runs("smoke"):
+    for run in study_runs(preset):
         path = run.paths()[0]
         path.mkdir(parents=True)
         good = run.method == "gsa"
@@ -74,6 +72,18 @@ def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_
         (path / "retrieval.json").write_text(json.dumps({"k": 8, "embodiment": "x", "precision_at_k": 0.5,
                                                          "embodiment_precision": 1.0} if good else {}))
         (path / "done.json").write_text(json.dumps({"frames": 4000}))
+
+
+def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_training(tmp_path, monkeypatch):
+    """notebooks/03_finetune with run=False: figures, aggregates and the claim check from eval.csv files alone
+    (synthetic ones here, where GSA is better by construction), no checkpoint, no world model."""
+    import nbformat
+
+    from gsa.reproduce import run_notebook
+
+    monkeypatch.setenv("GSA_FIGURES_DIR", str(tmp_path / "figures"))
+    monkeypatch.setenv("GSA_RESULTS_DIR", str(tmp_path / "results"))
+    write_synthetic_study("smoke")
     output = run_notebook("03_finetune", "smoke", run=False, bootstrap_reps=400)
     text = "\n".join(o.get("text", "") for c in nbformat.read(output, as_version=4).cells for o in c.get("outputs", []))
     assert "ratio" in text and "target (ratio >= 1.3 and separated CIs):" in text
@@ -97,3 +107,34 @@ def test_theory_notebook_runs_and_writes_its_figures(tmp_path, monkeypatch):
     text = "\n".join(str(o.get("data", {}).get("text/plain", o.get("text", "")))
                      for c in nbformat.read(output, as_version=4).cells for o in c.get("outputs", []))
     assert "not run (real_data=False)" in text
+
+
+def test_paper_notebook_writes_figures_and_tables_with_the_papers_numbers_beside(tmp_path, monkeypatch):
+    """notebooks/06_paper on synthetic smoke results: its figures and tables exist; DrQ-v2 (never run) shows
+    as "not run"; every paper-value cell is the reference file's number; the hyper-parameter table is the
+    paper preset's config."""
+    import pandas as pd
+
+    from gsa.config import hyperparameter_table, preset
+    from gsa.reproduce import run_notebook
+
+    monkeypatch.setenv("GSA_FIGURES_DIR", str(tmp_path / "figures"))
+    monkeypatch.setenv("GSA_RESULTS_DIR", str(tmp_path / "results"))
+    write_synthetic_study("smoke")
+    run_notebook("06_paper", "smoke", tsne=False, bootstrap_reps=400)
+    for name in ("paper_aggregate_curves", "paper_metrics", "paper_profiles"):
+        for ext in ("png", "pdf"):
+            assert (tmp_path / "figures" / "smoke" / f"{name}.{ext}").exists(), name
+    tables = tmp_path / "results" / "tables" / "smoke"
+    reference = pd.read_csv(ROOT / "results" / "reference" / "paper_scores.csv")
+    reference = reference[reference.budget == "150k"].set_index(["task_id", "method"])["score"]
+    names = {"gsa": "GSA", "dreamerv3": "DreamerV3", "drqv2": "DrQv2"}
+    for benchmark, task in (("metaworld", "mw-reach"), ("dmc", "dmc-cartpole-balance")):
+        table = pd.read_csv(tables / f"per_task_{benchmark}.csv", index_col="task")
+        assert table.loc[task, "drqv2"] == "not run" and table.loc[task, "gsa"] != "not run"
+        for method, name in names.items():
+            assert float(table.loc[task, f"{method} (paper @150k)"]) == pytest.approx(reference[(task, name)], abs=1e-9)
+    params = pd.read_csv(tables / "hyperparameters.csv", keep_default_na=False)
+    expected = hyperparameter_table(preset("paper"))
+    assert params["paper"].tolist() == expected["value"].astype(str).tolist()
+    assert set(pd.read_csv(tables / "aggregates.csv").method) == {"gsa", "dreamerv3"}
