@@ -10,7 +10,9 @@
     gsa sweep --preset cpu --study            the preset's study (gsa/experiments/studies.py)
     gsa reproduce [--preset smoke] [names…]   execute the notebooks (figures/ and results/)
 
-Overrides are dotted config fields, e.g. ``-o data.root=/scratch/gsa -o data.workers=16``.
+Overrides are dotted config fields, e.g. ``-o data.root=/scratch/gsa -o data.workers=16``. Bad input (an
+unknown task or config field, a missing dataset or checkpoint, a checkpoint made with other settings)
+prints one line, ``gsa: error: ...``, and exits with code 2; ``gsa --debug ...`` shows the traceback.
 """
 from __future__ import annotations
 
@@ -107,6 +109,7 @@ def _preset_arguments(p) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gsa", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("tasks", help="list the 73 tasks")
     p.add_argument("--benchmark", choices=["dmc", "metaworld"])
@@ -144,7 +147,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("notebooks", nargs="*", help="notebook names (default: all of the preset)")
     p.set_defaults(func=_reproduce)
     args = parser.parse_args(argv)
-    args.func(args)
+    if args.debug:
+        return args.func(args)
+    try:
+        args.func(args)
+    except (ValueError, KeyError, FileNotFoundError) as error:  # bad input: EpisodeError is a ValueError
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        parser.exit(2, f"gsa: error: {message} (gsa --debug {args.command} ... shows the traceback)\n")
 
 
 if __name__ == "__main__":

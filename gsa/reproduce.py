@@ -9,12 +9,13 @@ from pathlib import Path
 
 from gsa.paths import project_root, results_dir
 
-# The main job, in order: tasks → dataset → pre-training → fine-tuning → theory checks → the paper's figures.
-NOTEBOOKS = {preset: ["00_environments", "01_dataset", "02_pretrain", "03_finetune", "05_theory", "06_paper"]
+# The main job, in order: tasks → dataset → pre-training → fine-tuning → ablations → theory → the paper's figures.
+NOTEBOOKS = {preset: ["00_environments", "01_dataset", "02_pretrain", "03_finetune", "04_ablations", "05_theory",
+                      "06_paper"]
              for preset in ("smoke", "cpu", "paper")}
 # After the smoke pipeline, the cpu study's figures and tables from its committed results (no training):
 # what a newcomer's `make reproduce` shows of the real result.
-FROM_RESULTS = {"smoke": [("03_finetune", "cpu", {"run": False}), ("06_paper", "cpu", {})]}
+FROM_RESULTS = {"smoke": [("03_finetune", "cpu", {"run": False}), ("04_ablations", "cpu", {}), ("06_paper", "cpu", {})]}
 
 
 def build_notebook(name: str) -> Path:

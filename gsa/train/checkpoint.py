@@ -43,6 +43,32 @@ def load(path: str | Path, kind: str | None = None, map_location="cpu") -> dict:
     return state
 
 
+# Config fields a resumed run may change: a longer run, another logging / checkpoint cadence or compile mode.
+RESUMABLE = {"name", "data.workers", "pretrain.steps", "pretrain.log_every", "pretrain.checkpoint_every",
+             "pretrain.compile", "pretrain.bf16", "pretrain.loader_workers", "finetune.frames",
+             "finetune.checkpoint_every", "finetune.compile"}
+
+
+def check_config(saved: dict, current: dict, path: str | Path) -> None:
+    """Resuming needs the settings the checkpoint was made with (except :data:`RESUMABLE`): a mismatch
+    raises a ``ValueError`` that names every differing field with both values."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in d.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+        return out
+
+    a, b = flat(saved), flat(current)
+    differ = sorted(k for k in a.keys() | b.keys() if k not in RESUMABLE and a.get(k) != b.get(k))
+    if differ:
+        fields = "; ".join(f"{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now" for k in differ)
+        raise ValueError(f"{path} was made with other settings ({fields}): resume with the same settings, "
+                         "or write to a new output directory")
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     if torch.cuda.is_available():

@@ -268,6 +268,8 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
         wm_benchmark = wm_state.get("benchmark", "all")
     else:
         wm = WorldModel(wm_cfg).to(device)
+    if saved is not None:
+        checkpoint.check_config(saved["config"], to_dict(cfg), ckpt_path)
     retrieved, retrieval_info = None, {}
     if f.rehearsal or f.guidance:
         if not f.pretrained:
