@@ -141,6 +141,24 @@ class FinetuneConfig:
         return f"linear({start},{end},{round(steps * self.guidance_scale)})"
 
 
+@dataclass
+class DrQv2Config:
+    """DrQ-v2, the model-free baseline (method §7; Yarats et al. 2021, its DMC defaults)."""
+    frame_stack: int = 3
+    n_step: int = 3
+    batch_size: int = 256
+    lr: float = 1e-4
+    feature_dim: int = 50
+    hidden_dim: int = 1024
+    gamma: float = 0.99
+    std_schedule: str = "linear(1.0,0.1,500000)"  # exploration std over agent steps (DrQ-v2 "medium" tasks)
+    std_clip: float = 0.3                 # clip of the target policy's noise
+    critic_tau: float = 0.01              # target critic EMA
+    update_every: int = 2                 # agent steps per update
+    seed_frames: int = 4_000              # uniform random actions before learning starts
+    shift_pad: int = 4                    # random-shift augmentation (pixels)
+
+
 # Execution guidance: probability of a guided episode over agent steps (method §5.6, paper App. G).
 GUIDANCE_SCHEDULES = {"dmc": (1, 0, 50_000), "metaworld": (1, 0, 150_000)}  # linear(start, end, agent steps)
 
@@ -152,7 +170,10 @@ class Config:
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    drqv2: DrQv2Config = field(default_factory=DrQv2Config)
 
+
+SECTIONS = ("data", "world_model", "pretrain", "finetune", "drqv2")
 
 TINY = dict(deter=128, hidden=64, blocks=2, stoch=8, classes=8, depth=8)
 SMALL = dict(deter=1024, hidden=512, blocks=8, stoch=32, classes=32, depth=32)  # NCRL "small"
@@ -246,7 +267,7 @@ def to_dict(cfg) -> dict:
 def from_dict(data: dict) -> Config:
     """Inverse of :func:`to_dict` (tuples restored), e.g. for a checkpoint's config."""
     cfg = Config(name=data.get("name", "paper"))
-    for section in ("data", "world_model", "pretrain", "finetune"):
+    for section in SECTIONS:
         for key, value in data.get(section, {}).items():
             if isinstance(value, dict):
                 for sub, v in value.items():
@@ -287,6 +308,6 @@ def hyperparameter_table(cfg: Config) -> "pd.DataFrame":
                 shown = f"{len(value)} tasks" if f.name == "mw_tasks" and len(value) > 8 else value
                 rows.append({"section": section, "name": f.name, "value": shown, "note": comments.get(f.name, "")})
 
-    for section in ("data", "world_model", "pretrain", "finetune"):
+    for section in SECTIONS:
         walk(getattr(cfg, section), section)
     return pd.DataFrame(rows)
