@@ -8,7 +8,7 @@ extracted from git history into a temporary directory, so no copy of old code li
 the reference config does not know (options added since) are left out of its run and listed.
 
     python benchmarks/finetune_fps.py [--frames 4000] [--threads 2] [--reference e607cad] [--task dmc-cartpole-balance]
-    python benchmarks/finetune_fps.py --updates 10     # seconds per update only (Agent.update on a fixed
+    python benchmarks/finetune_fps.py --updates 10     # seconds per update only (DreamerAgent.update on a fixed
                                                        # synthetic state batch of 16 × 32), same three versions
 """
 from __future__ import annotations
@@ -74,7 +74,7 @@ def time_updates(cfg, updates: int) -> dict:
     import torch
 
     from gsa.models.world_model import WorldModel
-    from gsa.train.finetune import Agent
+    from gsa.agents.dreamer import DreamerAgent
 
     torch.manual_seed(0)
     B, T, A, S = cfg.finetune.batch_size, cfg.finetune.seq_len, cfg.world_model.action_size, cfg.world_model.state_size
@@ -83,7 +83,7 @@ def time_updates(cfg, updates: int) -> dict:
     batch = {"state": torch.randn(B, T, S, generator=g), "action": (torch.rand(B, T, A, generator=g) * 2 - 1) * mask[:, None],
              "action_mask": mask, "is_first": torch.zeros(B, T, dtype=torch.bool).index_fill(1, torch.tensor([0]), True),
              "reward": torch.rand(B, T, generator=g), "source": (torch.arange(B) >= B - B // 4).long()}
-    agent = Agent(WorldModel(cfg.world_model), cfg, torch.device("cpu"))
+    agent = DreamerAgent(WorldModel(cfg.world_model), cfg, torch.device("cpu"))
     start = time.perf_counter()
     agent.update(batch)
     first = time.perf_counter() - start
@@ -136,7 +136,7 @@ def main() -> None:
     current = measure(ROOT, eager)
     compiled = measure(ROOT, spec) if spec["settings"].get("pretrain.compile") == "graph" and not args.eager_only else None
     if args.updates:
-        print(f"fine-tuning update (Agent.update), cpu preset model, state batch 16 x 32, {args.threads} threads, "
+        print(f"fine-tuning update (DreamerAgent.update), cpu preset model, state batch 16 x 32, {args.threads} threads, "
               f"mean of {args.updates}")
         print("| code | first update (s) | s / update | vs reference |\n| --- | ---: | ---: | ---: |")
         print(f"| reference {args.reference} (eager) | {reference['first']:.1f} | {reference['update']:.3f} | 1 |")

@@ -1,6 +1,6 @@
 """Seconds per GSA fine-tuning update, as a ratio to the world-model-only step measured in the same run.
 
-A fine-tuning update (``Agent.update`` of ``gsa/train/finetune.py``, method §5) is one world-model step
+A fine-tuning update (``DreamerAgent.update`` of ``gsa/agents/dreamer.py``, method §5) is one world-model step
 (paper Eq. 1) + the reward head on the online rows + actor-critic imagination (horizon 16 from all
 16 × 64 posterior states) and its update. The reference is the pre-training step (``make_train_step``) on
 the same random batches (16 × 64 pixels, 4 retrieved rows). Presets: ``tiny`` = ``preset("smoke")`` (its
@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 from gsa.config import preset
 from gsa.models.world_model import WorldModel
-from gsa.train.finetune import Agent
+from gsa.agents.dreamer import DreamerAgent
 from gsa.train.pretrain import COMPILE_MODES, runtime
 
 OFFLINE_ROWS = 4  # method §5.3: offline share 0.25 of 16
@@ -63,7 +63,7 @@ def main() -> None:
         wm_step, _, _ = world_model_step(name, compile_, device)
         _, wm_seconds = time_step(wm_step, batches, steps, device)
         torch.manual_seed(0)
-        agent = Agent(WorldModel(cfg.world_model).to(device), cfg, device)
+        agent = DreamerAgent(WorldModel(cfg.world_model).to(device), cfg, device)
         _, ft_seconds = time_step(agent.update, batches, steps, device)
         f = cfg.finetune
         print(f"  {name:6s} world model {wm_seconds:7.3f} s/step   fine-tuning update {ft_seconds:7.3f} s/step   "

@@ -94,7 +94,7 @@ def explore(cfg: Config, embodiment: str, out: str | Path, progress: bool = True
     ``out`` gets ``checkpoint.pt`` (everything needed to resume, written atomically every
     ``finetune.checkpoint_every`` frames), ``train.csv`` (per episode: hidden return, intrinsic reward,
     losses) and ``snapshot-<frames>.pt``. ``stop_at`` ends early after a checkpoint (tests)."""
-    from gsa.train.finetune import Agent  # the acting + update code of fine-tuning
+    from gsa.agents.dreamer import DreamerAgent  # the acting + update code of fine-tuning
     from gsa.train.pretrain import to_torch
 
     cfg = explorer_config(cfg)
@@ -103,7 +103,7 @@ def explore(cfg: Config, embodiment: str, out: str | Path, progress: bool = True
     path, snapshots = out / "checkpoint.pt", [out / f"snapshot-{n}.pt" for n in snapshot_frames(cfg)]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     checkpoint.seed_everything(cfg.data.seed)
-    agent = Agent(WorldModel(wm_cfg).to(device), cfg, device)
+    agent = DreamerAgent(WorldModel(wm_cfg).to(device), cfg, device)
     ensemble = Ensemble(agent.wm.rssm.feat_size, wm_cfg.action_size, agent.wm.encoder.size, f.units).to(device)
     ensemble_opt = make_optimizer(ensemble.parameters(), cfg.pretrain.optim)
     replay = Replay(embodiment, (wm_cfg.state_size,), "state")

@@ -45,6 +45,8 @@ def parse_schedule(text: str) -> Callable[[int], float]:
 class Guidance:
     """Per-episode choice of the π_bc window (method §5.6); seeded, pure numpy."""
 
+    warmup_prior = True  # π_bc also collects the whole warm-up (paper Alg. 1)
+
     def __init__(self, schedule: str | Callable[[int], float], episode_length: int, seed: int = 0):
         self.probability = parse_schedule(schedule) if isinstance(schedule, str) else schedule
         self.length = episode_length
@@ -66,3 +68,23 @@ class Guidance:
     def uses_prior(self, t: int) -> bool:
         """Whether agent step ``t`` (0-based, within the current episode) is acted by π_bc."""
         return self.window is not None and self.window[0] <= t < self.window[0] + self.window[1]
+
+
+class JumpStart:
+    """JSRL-BC's guide (paper App. G.2): at each episode start a horizon h is drawn uniformly from
+    ``horizons`` (agent steps; the paper's ``np.arange(0, 101, 10)``); π_bc acts on steps 0 … h − 1 and the
+    learner afterwards. The warm-up is the learner's own (uniform actions after the guide's steps)."""
+
+    warmup_prior = False
+
+    def __init__(self, horizons: tuple[int, ...] = tuple(range(0, 101, 10)), seed: int = 0):
+        self.horizons = np.asarray(horizons, np.int64)
+        self.rng = np.random.default_rng(seed)
+        self.horizon = 0
+
+    def start_episode(self, step: int) -> bool:
+        self.horizon = int(self.rng.choice(self.horizons))
+        return self.horizon > 0
+
+    def uses_prior(self, t: int) -> bool:
+        return t < self.horizon

@@ -109,7 +109,7 @@ def feature_sets(cfg, task: str, wm_path=None, frames_per_episode: int | None = 
         return np.concatenate(picks)
 
     retrieved, info = ft.retrieve(cfg, task, wm, wm_path, None, "cpu", benchmark)
-    env = ft._env(cfg, task, seed=seed + 30_000)
+    env = ft.task_env(cfg, task, seed=seed + 30_000)
     online = []
     for i in range(online_episodes):
         obs, _ = env.reset(seed=seed + 30_000 + i)

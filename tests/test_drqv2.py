@@ -38,9 +38,11 @@ def test_sampled_actions_stay_inside_the_box_and_clip_the_noise():
 def test_padded_action_dims_are_exactly_zero_when_acting_and_learning():
     mask = np.array([1, 1, 0, 0], np.float32)
     agent = DrQv2((3, 64, 64), mask, SMALL)
-    agent.reset(np.zeros((3, 64, 64), np.uint8))
+    agent.reset()
+    agent.observe(np.zeros((3, 64, 64), np.uint8))
+    assert len(agent.frames) == 3
     for explore in (True, False):
-        assert np.all(agent.act(step=0, explore=explore)[2:] == 0)
+        assert np.all(agent.policy(None, explore=explore, step=0)[2:] == 0)
     L = agent.window
     batch = {"observation": torch.randint(0, 255, (4, L, 3, 64, 64), dtype=torch.uint8),
              "action": torch.rand(4, L, 4) * torch.as_tensor(mask), "reward": torch.rand(4, L)}

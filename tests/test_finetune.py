@@ -144,7 +144,7 @@ def test_retrieval_queries_one_reset_and_rebuilds_for_a_new_encoder(setup, tmp_p
     path.parent.mkdir()
     shutil.copy(wm_path, path)
     resets = []
-    make_env = ft._env
+    make_env = ft.task_env
 
     def counting_env(*args, **kwargs):
         env = make_env(*args, **kwargs)
@@ -152,7 +152,7 @@ def test_retrieval_queries_one_reset_and_rebuilds_for_a_new_encoder(setup, tmp_p
         env.reset = lambda **kw: resets.append(1) or reset(**kw)
         return env
 
-    monkeypatch.setattr(ft, "_env", counting_env)
+    monkeypatch.setattr(ft, "task_env", counting_env)
     wm, _, _ = load_world_model(path)
     retrieve(cfg, TASK, wm, path, None, "cpu")
     assert len(resets) == 1
@@ -185,3 +185,38 @@ def test_retrieved_data_is_nearer_the_online_data_than_the_whole_dataset(state_s
     result = real_retrieval_tv(cfg, TASK, wm_path, online_episodes=2)
     assert result["embodiment_precision"] == 1.0 and result["samples"] >= 100
     assert result["tv_retrieved"] < result["tv_offline"], result
+
+
+def test_drqv2_runs_through_the_online_loop_and_resumes_like_an_uninterrupted_run(state_setup):
+    """The model-free baseline in the same loop: no world model, no retrieval; warm-up by random actions
+    for its seed frames, then one update every `update_every` agent steps; a killed run resumes exactly."""
+    cfg, _ = state_setup
+    cfg = copy.deepcopy(cfg)
+    for key, value in {"drqv2.batch_size": 8, "drqv2.hidden_dim": 32, "drqv2.feature_dim": 8,
+                       "drqv2.seed_frames": 200}.items():
+        set_field(cfg, key, value)
+    straight = finetune(cfg, TASK, "drqv2", experiment="drq-straight", progress=False)
+    finetune(cfg, TASK, "drqv2", experiment="drq-killed", progress=False, stop_at=400)
+    resumed = finetune(cfg, TASK, "drqv2", experiment="drq-killed", progress=False)
+    a, b = pd.read_csv(straight / "train.csv"), pd.read_csv(resumed / "train.csv")
+    assert a["frame"].tolist() == [200, 400, 600, 800] and not a["guided"].any()
+    assert a["updates"].iloc[-1] == (800 - 200) // 2 // 2  # agent steps after the seed frames / update_every
+    numeric = a.select_dtypes("number").columns.drop("fps")
+    np.testing.assert_allclose(b[numeric].to_numpy(float), a[numeric].to_numpy(float), rtol=1e-5, atol=1e-6)
+    pd.testing.assert_frame_equal(pd.read_csv(straight / "eval.csv"), pd.read_csv(resumed / "eval.csv"))
+    assert not list(straight.parent.glob("retrieval*"))
+
+
+def test_jsrl_bc_guides_the_first_h_steps_with_the_prior_on_retrieved_data(state_setup):
+    """JSRL-BC: DrQ-v2 plus GSA's retrieval and BC prior; each episode's first h ∈ {0, 10, …, 100} steps are
+    the prior's, the warm-up after them is uniform (not the prior's)."""
+    cfg, wm_path = state_setup
+    cfg = copy.deepcopy(cfg)
+    for key, value in {"drqv2.batch_size": 8, "drqv2.hidden_dim": 32, "drqv2.feature_dim": 8,
+                       "drqv2.seed_frames": 400}.items():
+        set_field(cfg, key, value)
+    run = finetune(cfg, TASK, "jsrl-bc", world_model=wm_path, experiment="jsrl", progress=False)
+    train = pd.read_csv(run / "train.csv")
+    assert set(train["prior_steps"]) <= set(range(0, 101, 10)) and (train["guided"] == (train["prior_steps"] > 0)).all()
+    info = pd.read_json(run / "retrieval.json", typ="series")
+    assert info["embodiment_precision"] == 1.0 and info["k"] == 2

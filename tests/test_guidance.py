@@ -73,3 +73,21 @@ def test_uses_prior_marks_exactly_the_window():
 
 def test_seeded():
     assert windows(20_000, seed=7)[:50] == windows(20_000, seed=7)[:50]
+
+
+def test_jump_start_draws_the_guide_horizon_per_episode_from_the_papers_grid():
+    """JSRL-BC (paper App. G.2): h ~ U{0, 10, …, 100}; the guide acts on the first h steps only."""
+    from gsa.guidance import JumpStart
+
+    guide = JumpStart(seed=0)
+    horizons = []
+    for step in range(2_000):
+        guided = guide.start_episode(step)
+        horizons.append(guide.horizon)
+        assert guided == (guide.horizon > 0)
+        assert guide.uses_prior(0) == guided and not guide.uses_prior(guide.horizon)
+        assert all(guide.uses_prior(t) for t in range(guide.horizon))
+    assert set(horizons) == set(range(0, 101, 10))
+    counts = np.bincount(np.array(horizons) // 10, minlength=11)
+    assert counts.min() > 2_000 / 11 * 0.7  # roughly uniform
+    assert not JumpStart.warmup_prior

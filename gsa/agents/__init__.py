@@ -1,16 +1,19 @@
 """Online agents, one file per agent, named after it (method §5, §7).
 
-Every agent plays through the same calls, so that one online loop can drive any of them:
+Every agent plays through the same calls, so that one online loop (``gsa.train.online``) drives any of them:
 
-    agent.reset(obs)                      # episode start
-    action = agent.act(step, explore)     # padded action for the current observation; padded dims exactly 0
-    agent.observe(obs)                    # the next observation
-    metrics = agent.update(batch, step)   # one gradient update on a batch of (B, agent.window) windows
+    agent.reset()                                  # episode start
+    agent.observe(obs)                             # the current observation (once the agent may act)
+    action = agent.policy(action_mask, explore, step)   # padded action; padded dims exactly 0
+    agent.executed(action)                         # the action the env executed (the agent's or the prior's)
+    metrics = agent.update(batch, step=step)       # one update on a batch of (B, agent.window) windows
+    agent.acting_state                             # get / set: kept across an evaluation mid-episode
     agent.state_dict() / agent.load_state_dict(state)
 
-``agent.window`` is the number of frames per sampled window (``gsa.data.sampler``): the sequence length for
-world-model agents, ``frame_stack + n_step`` for DrQ-v2. Agents:
+and declares ``window`` (frames per sampled window, ``gsa.data.sampler``: the sequence length for the
+world-model agent, ``frame_stack + n_step`` for DrQ-v2), ``batch_size``, ``update_every`` (agent steps) and
+``warmup_frames``. ``step`` counts agent steps. Agents:
 
-- ``drqv2`` — DrQ-v2, the model-free baseline (``gsa/agents/drqv2.py``).
-The world-model agent (GSA, its ablations and DreamerV3) is ``gsa.train.finetune.Agent``.
+- ``dreamer`` — the world-model agent: GSA, its ablations and DreamerV3 (``DreamerAgent``);
+- ``drqv2`` — DrQ-v2, the model-free baseline (``DrQv2``).
 """

@@ -6,8 +6,8 @@ the actor sees detached features. Exploration noise follows a schedule (``std_sc
 policy's noise is clipped (``std_clip``).
 
     agent = DrQv2(obs_shape=(3, 64, 64), action_mask=mask, cfg=DrQv2Config(), device="cpu")
-    agent.reset(obs);  action = agent.act(obs, step, explore=True)        # in the env loop
-    metrics = agent.update(batch, step)                                   # batch: (B, L) windows
+    agent.reset(); agent.observe(obs); action = agent.policy(mask, explore=True, step=step)   # in the env loop
+    metrics = agent.update(batch, step=step)                                                 # (B, L) windows
 
 Batches are the sampler's sequence windows (``gsa.data.sampler``) of ``agent.window`` frames:
 ``frame_stack + n_step`` for pixels, ``1 + n_step`` for states. :func:`n_step_transitions` turns them into
@@ -134,20 +134,33 @@ class DrQv2:
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), cfg.lr)
         self.std = parse_schedule(cfg.std_schedule)
         self.frames: deque = deque(maxlen=cfg.frame_stack)
+        # what the online loop needs to know (gsa.train.online)
+        self.batch_size, self.update_every, self.warmup_frames = cfg.batch_size, cfg.update_every, cfg.seed_frames
 
-    # -- acting ---------------------------------------------------------------------------------------
-    def reset(self, obs: np.ndarray) -> None:
-        """Episode start: the stack holds the first frame ``frame_stack`` times (DrQ-v2's FrameStack)."""
+    # -- acting (the online loop's protocol, gsa/agents/__init__.py) --------------------------------------
+    def reset(self) -> None:
         self.frames.clear()
-        self.frames.extend([obs] * self.cfg.frame_stack)
 
     def observe(self, obs: np.ndarray) -> None:
-        self.frames.append(obs)
+        """The next frame; the first one of an episode fills the whole stack (DrQ-v2's FrameStack)."""
+        self.frames.extend([obs] * (self.cfg.frame_stack if not self.frames else 1))
+
+    def executed(self, action: np.ndarray) -> None:
+        pass
+
+    @property
+    def acting_state(self):
+        return list(self.frames)
+
+    @acting_state.setter
+    def acting_state(self, frames) -> None:
+        self.frames.clear()
+        self.frames.extend(frames)
 
     @torch.no_grad()
-    def act(self, step: int, explore: bool) -> np.ndarray:
-        """Action for the current stack (after :meth:`reset` / :meth:`observe`): the mean, plus unclipped
-        scheduled noise when exploring; padded dims exactly 0."""
+    def policy(self, action_mask: torch.Tensor, explore: bool, step: int = 0) -> np.ndarray:
+        """Action for the current stack: the mean, plus unclipped noise of the scheduled std at agent step
+        ``step`` when exploring; padded dims exactly 0 (the agent's own mask; ``action_mask`` is the env's)."""
         obs = np.concatenate(self.frames, 0) if self.pixels else self.frames[-1]
         h = self.encoder(torch.as_tensor(obs, device=self.device, dtype=torch.float32)[None])
         mean = self.actor(h, self.mask)
@@ -155,7 +168,7 @@ class DrQv2:
         return (action * self.mask).squeeze(0).cpu().numpy()
 
     # -- learning -------------------------------------------------------------------------------------
-    def update(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
+    def update(self, batch: dict, step: int = 0) -> dict[str, torch.Tensor]:
         """One critic + encoder step and one actor step on a batch of windows; returns detached metrics."""
         cfg = self.cfg
         obs, action, reward, next_obs = n_step_transitions(batch, self.pixels, cfg.frame_stack, cfg.n_step, cfg.gamma)

@@ -35,7 +35,8 @@ from gsa.config import preset as get_preset
 from gsa.data.episodes import atomic_write
 from gsa.envs import get_spec
 from gsa.paths import project_root, results_dir
-from gsa.train.finetune import METHODS, is_done, load_results, run_paths, score, with_method
+from gsa.train.finetune import BASELINES, METHODS, load_results, run_paths
+from gsa.train.online import is_done, score
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Run:
 
     def paths(self) -> tuple[Path, Path]:
         """(results directory, checkpoint path)."""
-        return run_paths(with_method(self.config(), self.method), self.task, self.label, self.experiment)
+        return run_paths(self.config(), self.task, self.label, self.experiment)
 
     def done(self) -> bool:
         return is_done(self.paths()[0], self.config().finetune.frames)
@@ -74,8 +75,8 @@ def expand(experiment: str, preset: str, methods, tasks, seeds, variants: dict[s
     """Every (method, task, seed, variant) combination; unknown methods, tasks or fields fail here, early."""
     variants = variants or {"": {}}
     for method in methods:
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
+        if method not in METHODS and method not in BASELINES:
+            raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS) + sorted(BASELINES)}")
     for task in tasks:
         get_spec(task)
     runs = []

@@ -1,9 +1,11 @@
-"""GSA fine-tuning, the online loop of paper Alg. 1 (method §5): ``gsa finetune --task dmc-walker-run``.
+"""Fine-tuning on one task (method §5, paper Alg. 1): ``gsa finetune --task dmc-walker-run --method gsa``.
 
-One code path, three switches (``FinetuneConfig``): ``pretrained`` (P: start from the pre-trained world
-model), ``rehearsal`` (ER: retrieved offline sequences in every batch) and ``guidance`` (G: the BC prior
-steers early episodes). All off is DreamerV3 from scratch: no retrieval database is opened and no BC prior
-trained. ``METHODS`` names the paper's variants.
+This module sets a run up, then hands it to the online loop (``gsa.train.online``). For the world-model
+agent (``gsa.agents.dreamer``) there are three switches (``FinetuneConfig``): ``pretrained`` (P: start from
+the pre-trained world model), ``rehearsal`` (ER: retrieved offline sequences in every batch) and
+``guidance`` (G: the BC prior steers early episodes). All off is DreamerV3 from scratch: no retrieval
+database is opened and no BC prior trained. ``METHODS`` names the paper's variants, and ``BASELINES`` the
+other agents (``drqv2``, ``jsrl-bc``).
 
 Outputs: ``results/runs/<experiment>/<method>/<task>/seed<k>/`` with ``config.json``,
 ``eval.csv`` (frame, episode return, success, normalised score), ``train.csv``, ``retrieval.json`` and,
@@ -16,30 +18,23 @@ committed results and no checkpoints skips it too).
 from __future__ import annotations
 
 import copy
-import json
-import os
-import time
-from collections import deque
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from gsa.bc import FRAMES, BCPolicy, BCSampler, stack_frames, train_bc
+from gsa.agents.dreamer import DreamerAgent
+from gsa.agents.drqv2 import DrQv2
+from gsa.bc import BCPolicy, BCSampler, train_bc
 from gsa.config import Config, to_dict
-from gsa.data.episodes import atomic_write
-from gsa.data.sampler import MixedSampler, Replay
-from gsa.envs import get_spec, make, mask, pad
-from gsa.guidance import Guidance
-from gsa.models.actor_critic import ActorCritic, make_optimizers
+from gsa.envs import get_spec, mask, pad
+from gsa.guidance import Guidance, JumpStart
 from gsa.models.world_model import WorldModel
 from gsa.paths import resolve, results_dir
 from gsa.retrieval import RetrievalDatabase, build_database, fingerprint
 from gsa.train import checkpoint
-from gsa.train.logger import CSVLogger
-from gsa.train.optim import make_optimizer
-from gsa.train.pretrain import load_world_model, make_train_step, open_dataset, runtime, to_torch, world_model_path
+from gsa.train.online import is_done, online, task_env
+from gsa.train.pretrain import load_world_model, open_dataset, world_model_path
 
 METHODS = {  # paper Fig. 6: components added one by one
     "dreamerv3": dict(pretrained=False, rehearsal=False, guidance=False),
@@ -58,89 +53,9 @@ def with_method(cfg: Config, method: str) -> Config:
     return cfg
 
 
-def score(task: str, episode_return: float, success: float) -> float:
-    """Normalised score (method §5.8): Meta-World success × 100, DMC return / 10."""
-    return 100.0 * success if get_spec(task).benchmark == "metaworld" else episode_return / 10.0
-
-
 def run_paths(cfg: Config, task: str, method: str, experiment: str) -> tuple[Path, Path]:
     tail = Path(experiment) / method / task / f"seed{cfg.finetune.seed}"
     return results_dir() / "runs" / tail, resolve("checkpoints/runs") / tail / "checkpoint.pt"
-
-
-class Agent:
-    """World model + actor-critic: acting in the env (one posterior step per frame) and the update."""
-
-    def __init__(self, wm: WorldModel, cfg: Config, device: torch.device):
-        f = cfg.finetune
-        self.wm, self.cfg, self.device = wm, cfg, device
-        self.ac = ActorCritic(wm.rssm.feat_size, cfg.world_model.action_size, f).to(device)
-        self.wm_opt = make_optimizer(wm.parameters(), cfg.pretrain.optim)
-        self.actor_opt, self.critic_opt = make_optimizers(self.ac, f.ac_optim)
-        compile_, self.bf16 = runtime(cfg.pretrain.compile, cfg.pretrain.bf16, device)
-        self.wm_step = make_train_step(wm, self.wm_opt, cfg.pretrain.optim.grad_clip, compile_, self.bf16, device)
-        # the actor-critic loss (imagination + heads) as one compiled graph: on with the world model's "graph"
-        # mode unless finetune.compile says otherwise (measured on 2 CPU cores, cpu preset: README)
-        self.ac_loss = self.ac.loss
-        if f.compile if f.compile is not None else compile_ == "graph":
-            self.ac_loss = torch.compile(self.ac.loss)
-        self.state, self.prev_action = None, None
-
-    def reset(self) -> None:
-        self.state = None
-        self.prev_action = torch.zeros(1, self.cfg.world_model.action_size, device=self.device)
-
-    @torch.no_grad()
-    def observe(self, obs: np.ndarray) -> None:
-        """Filter the new observation with the previously executed action."""
-        x = torch.as_tensor(obs, device=self.device)[None]  # (1, ...)
-        first = torch.tensor([self.state is None], device=self.device)
-        state = self.wm.rssm.initial(1) if self.state is None else self.state
-        self.state, _ = self.wm.rssm.obs_step(state, self.prev_action, self.wm.encoder(x), first)
-
-    @torch.no_grad()
-    def policy(self, action_mask: torch.Tensor, explore: bool) -> np.ndarray:
-        """π_RL's padded action for the current state (padded dims exactly 0)."""
-        dist = self.ac.actor(self.wm.rssm.feat(self.state), action_mask)
-        return (dist.sample() if explore else dist.mode()).squeeze(0).cpu().numpy()
-
-    def executed(self, action: np.ndarray) -> None:
-        self.prev_action = torch.as_tensor(action, device=self.device, dtype=torch.float32)[None]
-
-    def update(self, batch: dict, intrinsic=None) -> dict[str, torch.Tensor]:
-        """World model on every row (Eq. 1), reward head on online rows only, actor-critic in imagination
-        from every posterior state (method §5.1, 5.3–5.5). Returns detached metrics (no host sync); the
-        batch's posterior states stay in ``self.post``. ``intrinsic`` replaces the reward head in
-        imagination (the Plan2Explore explorer, see ``ActorCritic.loss``)."""
-        f = self.cfg.finetune
-        metrics, post = self.wm_step(batch)
-        self.post = post
-        metrics["wm_loss"] = metrics.pop("loss")
-        online = batch["source"] == 0
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            reward_loss, actor_loss, critic_loss, ac_metrics = self.ac_loss(
-                self.wm, post, batch["action_mask"], batch["reward"], online, intrinsic)
-        self.actor_opt.zero_grad(set_to_none=True)
-        self.critic_opt.zero_grad(set_to_none=True)
-        (reward_loss + actor_loss + critic_loss).backward()
-        torch.nn.utils.clip_grad_norm_(self.ac.actor.parameters(), f.ac_optim.grad_clip)
-        torch.nn.utils.clip_grad_norm_([*self.ac.critic.parameters(), *self.ac.reward.parameters()], f.ac_optim.grad_clip)
-        self.actor_opt.step()
-        self.critic_opt.step()
-        self.ac.update_slow(f.slow_critic_fraction)
-        return {**metrics, "reward_loss": reward_loss.detach(),
-                "actor_loss": actor_loss.detach(), "critic_loss": critic_loss.detach(), **ac_metrics}
-
-    def state_dict(self) -> dict:
-        return {"wm": self.wm.state_dict(), "ac": self.ac.state_dict(), "wm_opt": self.wm_opt.state_dict(),
-                "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.wm.load_state_dict(state["wm"])
-        self.ac.load_state_dict(state["ac"])
-        self.wm_opt.load_state_dict(state["wm_opt"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
 
 
 def retrieve(cfg: Config, task: str, wm: WorldModel, wm_path: Path, dataset_root, device,
@@ -168,7 +83,7 @@ def retrieve(cfg: Config, task: str, wm: WorldModel, wm_path: Path, dataset_root
                             dataset.manifest["embodiment"], dataset.manifest["task"], dataset.manifest_sha256,
                             encoder_hash=encoder_hash)
         db.save(path)
-    env = _env(cfg, task, seed=cfg.finetune.seed + 20_000)
+    env = task_env(cfg, task, seed=cfg.finetune.seed + 20_000)
     resets = np.stack([env.reset(seed=cfg.finetune.seed + 20_000 + i)[0] for i in range(cfg.finetune.retrieval_queries)])
     env.close()
     ids = db.retrieve(lambda: encode(resets), spec.domain, cfg.finetune.retrieval_k)
@@ -210,47 +125,19 @@ def make_guidance(cfg: Config, task: str) -> Guidance:
     return Guidance(f.schedule(embodiment.benchmark), embodiment.episode_length(f.action_repeat), seed=f.seed)
 
 
-def _env(cfg: Config, task: str, seed: int):
-    wm = cfg.world_model
-    if wm.obs == "pixels":
-        return make(task, obs="pixels", size=wm.image_size, action_repeat=cfg.finetune.action_repeat,
-                    seed=seed, action_size=wm.action_size)
-    return make(task, obs="state", action_repeat=cfg.finetune.action_repeat, seed=seed,
-                action_size=wm.action_size, state_size=wm.state_size)
-
-
-def evaluate(agent: Agent, env, episodes: int, seed: int) -> dict:
-    """``episodes`` episodes with π_RL's mean action (method §5.8); the agent's acting state is kept."""
-    kept = agent.state, agent.prev_action
-    returns, successes = [], []
-    action_mask = torch.as_tensor(env.action_mask, device=agent.device)[None]
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        agent.reset()
-        total, done, info = 0.0, False, {}
-        while not done:
-            agent.observe(obs)
-            action = agent.policy(action_mask, explore=False)
-            obs, reward, terminated, truncated, info = env.step(action)
-            agent.executed(info["action"])
-            total, done = total + reward, terminated or truncated
-        returns.append(total)
-        successes.append(float(info.get("success", np.nan)))
-    agent.state, agent.prev_action = kept
-    return {"episode_return": float(np.mean(returns)), "success": float(np.mean(successes))}
-
-
 def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Path | None = None,
              dataset_root: str | Path | None = None, experiment: str = "finetune", progress: bool = True,
              stop_at: int | None = None, label: str | None = None) -> Path:
-    """Fine-tune on ``task`` with ``method`` (a key of ``METHODS``); returns the run directory,
+    """Fine-tune on ``task`` with ``method`` (a key of ``METHODS`` or one of ``BASELINES``); returns the run directory,
     ``results/runs/<experiment>/<label>/<task>/seed<k>`` (``label`` defaults to the method's name; the sweep
     names variants with overrides ``<method>.<variant>``).
 
     ``stop_at`` (frames) ends the run at the first episode end past it, after a checkpoint — as a kill
     right after a checkpoint would (used by the resume test)."""
-    cfg = with_method(cfg, method)
-    f, wm_cfg = cfg.finetune, cfg.world_model
+    if method not in METHODS and method not in BASELINES:
+        raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS) + sorted(BASELINES)}")
+    cfg = with_method(cfg, method) if method in METHODS else copy.deepcopy(cfg)
+    f = cfg.finetune
     spec = get_spec(task)
     run, ckpt_path = run_paths(cfg, task, label or method, experiment)
     if is_done(run, f.frames):
@@ -258,26 +145,34 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     saved = checkpoint.load(ckpt_path, kind="finetune") if ckpt_path.exists() else None
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     checkpoint.seed_everything(f.seed)
-
-    # -- world model, retrieved data, prior (Alg. 1 lines 1–3) ---------------------------------------------
+    # -- world model, retrieved data, prior (Alg. 1 lines 1–3); baselines with offline data use GSA's -------
+    world = method in METHODS
+    wm, wm_benchmark = None, "all"
     wm_path = Path(world_model or world_model_path(cfg, spec.benchmark))
-    wm_benchmark = "all"
-    if f.pretrained:
+    if (world and f.pretrained) or method in OFFLINE_BASELINES:
         wm, wm_ckpt_cfg, wm_state = load_world_model(wm_path, device)
-        cfg.world_model = wm_cfg = wm_ckpt_cfg.world_model
+        cfg.world_model = wm_ckpt_cfg.world_model
         wm_benchmark = wm_state.get("benchmark", "all")
-    else:
-        wm = WorldModel(wm_cfg).to(device)
+    elif world:
+        wm = WorldModel(cfg.world_model).to(device)  # DreamerV3: from scratch
+    wm_cfg = cfg.world_model
     if saved is not None:
         checkpoint.check_config(saved["config"], to_dict(cfg), ckpt_path)
     retrieved, retrieval_info = None, {}
-    if f.rehearsal or f.guidance:
-        if not f.pretrained:
+    if (world and (f.rehearsal or f.guidance)) or method in OFFLINE_BASELINES:
+        if world and not f.pretrained:
             raise ValueError("rehearsal and guidance retrieve with the pre-trained encoder: set pretrained")
         retrieved, retrieval_info = retrieve(cfg, task, wm, wm_path, dataset_root, device, wm_benchmark)
-    agent = Agent(wm, cfg, device)
+    if world:
+        agent = DreamerAgent(wm, cfg, device)
+        sources = [(retrieved, f.offline_share)] if f.rehearsal else []
+        guidance = make_guidance(cfg, task)
+    else:
+        obs_shape = (3, wm_cfg.image_size, wm_cfg.image_size) if wm_cfg.obs == "pixels" else (wm_cfg.state_size,)
+        agent = DrQv2(obs_shape, mask(spec.embodiment.action_size, wm_cfg.action_size), cfg.drqv2, device)
+        sources, guidance = [], JumpStart(seed=f.seed) if method == "jsrl-bc" else None
     prior = None
-    if f.guidance:
+    if (world and f.guidance) or method == "jsrl-bc":
         prior = BCPolicy(wm_cfg.action_size, mask(spec.embodiment.action_size, wm_cfg.action_size),
                          state_size=None if wm_cfg.obs == "pixels" else wm_cfg.state_size).to(device)
         if saved is not None:
@@ -285,121 +180,14 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
         else:
             prior = train_prior(cfg, retrieved, device, progress)
 
-    # -- online data -----------------------------------------------------------------------------------
-    obs_key, obs_shape = (("observation", (3, wm_cfg.image_size, wm_cfg.image_size)) if wm_cfg.obs == "pixels"
-                          else ("state", (wm_cfg.state_size,)))
-    replay = Replay(spec.domain, obs_shape, obs_key)
-    sources = [(replay, 1.0)] if not f.rehearsal else [(replay, 1 - f.offline_share), (retrieved, f.offline_share)]
-    sampler = MixedSampler(sources, f.batch_size, f.seq_len, wm_cfg.action_size, seed=f.seed, obs_key=obs_key,
-                           obs_shape=obs_shape)
-    guidance = make_guidance(cfg, task)
-    rng = np.random.default_rng(f.seed)
-    loop = {"frames": 0, "steps": 0, "updates": 0, "episodes": 0, "seconds": 0.0}
-    train_log, eval_log = CSVLogger(run / "train.csv", "frame"), CSVLogger(run / "eval.csv", "frame")
-    if saved is not None:
-        agent.load_state_dict(saved["agent"])
-        replay.episodes = saved["replay"]
-        guidance.rng.bit_generator.state = saved["guidance_rng"]
-        rng.bit_generator.state = saved["rng_numpy"]
-        checkpoint.set_rng_state(saved["rng"])
-        loop = {"seconds": 0.0, **saved["loop"]}
-        train_log.resume_at(loop["frames"])
-        eval_log.resume_at(loop["frames"])
-    else:
-        train_log.reset()
-        eval_log.reset()
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "config.json").write_text(json.dumps({"task": task, "method": method, **to_dict(cfg)}, indent=2))
-        (run / "retrieval.json").write_text(json.dumps(retrieval_info, indent=2))
-    _event(ckpt_path, "resume" if saved is not None else "start", loop["frames"])
-
-    def save() -> None:
-        loop["seconds"] += time.perf_counter() - clock[0]
-        clock[0] = time.perf_counter()
-        checkpoint.save(ckpt_path, kind="finetune", config=to_dict(cfg), agent=agent.state_dict(),
-                        prior=None if prior is None else prior.state_dict(), replay=replay.episodes,
-                        guidance_rng=guidance.rng.bit_generator.state, rng_numpy=rng.bit_generator.state,
-                        loop=dict(loop))
-
-    # -- the loop (Alg. 1 lines 4–end) ------------------------------------------------------------------
-    env, eval_env = _env(cfg, task, f.seed), _env(cfg, task, f.seed + 10_000)
-    action_mask = torch.as_tensor(env.action_mask, device=device)[None]
-    update_every = max(1, f.batch_size * f.seq_len // f.train_ratio)  # train ratio 256: every 4 agent steps
-    next_checkpoint = (loop["frames"] // f.checkpoint_every + 1) * f.checkpoint_every
-    end = f.frames if stop_at is None else min(stop_at, f.frames)
-    bar = tqdm(total=f.frames, initial=loop["frames"], desc=f"{method} {task}", unit="frame", disable=not progress)
-    totals, count, started = None, 0, time.perf_counter()
-    clock = [started]  # wall time since the last checkpoint
-    while loop["frames"] < end:
-        obs, _ = env.reset(seed=f.seed * 100_000 + loop["episodes"])
-        agent.reset()
-        warm = loop["frames"] < f.warmup_frames
-        guided = prior is not None and (warm or guidance.start_episode(loop["steps"]))
-        frames = deque([obs] * FRAMES, maxlen=FRAMES)
-        replay.add(obs, np.zeros(wm_cfg.action_size, np.float32), 0.0, is_first=True)
-        episode_return, prior_steps, done, t, info = 0.0, 0, False, 0, {}
-        while not done:
-            warm = loop["frames"] < f.warmup_frames
-            if not warm:
-                agent.observe(obs)
-            if prior is not None and (warm or guidance.uses_prior(t)):
-                x = stack_frames(np.stack(frames))[-1] if wm_cfg.obs == "pixels" else obs
-                action, prior_steps = prior.act(x), prior_steps + 1
-            elif warm:
-                action = rng.uniform(-1, 1, wm_cfg.action_size).astype(np.float32) * env.action_mask
-            else:
-                action = agent.policy(action_mask, explore=True)
-            obs, reward, terminated, truncated, info = env.step(action)
-            agent.executed(info["action"])
-            replay.add(obs, info["action"], reward, is_first=False)
-            frames.append(obs)
-            episode_return, done, t = episode_return + reward, terminated or truncated, t + 1
-            loop["frames"] += f.action_repeat
-            loop["steps"] += 1
-            bar.update(f.action_repeat)
-            if loop["frames"] > f.warmup_frames and loop["steps"] % update_every == 0:
-                batch = to_torch(sampler.sample(step=loop["updates"]), device)
-                metrics = agent.update(batch)
-                totals = metrics if totals is None else {k: totals[k] + v for k, v in metrics.items()}
-                count, loop["updates"] = count + 1, loop["updates"] + 1
-            if loop["frames"] % f.eval_every == 0:
-                result = evaluate(agent, eval_env, f.eval_episodes, seed=f.seed * 100_000 + 50_000 + loop["frames"])
-                eval_log.log({"frame": loop["frames"], **result,
-                              "score": score(task, result["episode_return"], result["success"])})
-                bar.set_postfix(eval_return=f"{result['episode_return']:.1f}")
-        loop["episodes"] += 1
-        row = {"frame": loop["frames"], "episode": loop["episodes"], "episode_return": episode_return,
-               "success": float(info.get("success", np.nan)), "guided": guided, "prior_steps": prior_steps,
-               "updates": loop["updates"], "fps": t * f.action_repeat / (time.perf_counter() - started)}
-        if totals is not None:
-            row.update({k: v.item() / count for k, v in totals.items()})
-        train_log.log(row)
-        bar.set_postfix(train_return=f"{episode_return:.1f}")
-        totals, count, started = None, 0, time.perf_counter()
-        if loop["frames"] >= next_checkpoint or loop["frames"] >= end:
-            save()
-            next_checkpoint = (loop["frames"] // f.checkpoint_every + 1) * f.checkpoint_every
-    bar.close()
-    env.close()
-    eval_env.close()
-    if loop["frames"] >= f.frames:
-        done = {k: loop[k] for k in ("frames", "updates", "episodes")}
-        atomic_write(run / "done.json", lambda out: out.write(json.dumps({**done, "seconds": round(loop["seconds"], 1)}).encode()))
-        _event(ckpt_path, "done", loop["frames"])
-    return run
+    return online(cfg, task, agent, run, ckpt_path, saved, sources, prior, guidance, retrieval_info,
+                  method=method, progress=progress, stop_at=stop_at)
 
 
-def is_done(run: Path, frames: int) -> bool:
-    """Whether the run in ``run`` finished ``frames`` frames (its ``done.json``)."""
-    path = run / "done.json"
-    return path.exists() and json.loads(path.read_text())["frames"] >= frames
-
-
-def _event(ckpt_path: Path, event: str, frames: int) -> None:
-    """Append one line to the run's ``events.jsonl`` (start / resume / done), next to its checkpoint."""
-    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(ckpt_path.parent / "events.jsonl", "a") as out:
-        out.write(json.dumps({"event": event, "frames": frames, "pid": os.getpid(), "time": time.time()}) + "\n")
+# Agents other than the world-model agent (method §7): DrQ-v2 from scratch, and JSRL-BC = DrQ-v2 with the BC
+# prior trained on GSA's retrieved data as its guide for the first h steps of each episode.
+BASELINES = ("drqv2", "jsrl-bc")
+OFFLINE_BASELINES = ("jsrl-bc",)  # they retrieve with the pre-trained encoder, as GSA does
 
 
 def load_results(experiment: str) -> "pd.DataFrame":

@@ -126,7 +126,7 @@ class BatchLoader:
 
 def make_train_step(model: torch.nn.Module, optimizer, grad_clip: float, compile_: str, bf16: bool, device):
     """One Eq. 1 update → (detached metric tensors, detached posterior states (B, T, ...)); no ``.item()``, so
-    no host sync. Pre-training and fine-tuning (``Agent.update``) share it. ``compile_`` is a mode of
+    no host sync. Pre-training and fine-tuning (``DreamerAgent.update``) share it. ``compile_`` is a mode of
     :func:`runtime`."""
     loss_fn = torch.compile(model) if compile_ == "graph" else model  # model(batch) == WorldModel.loss(batch)
     if compile_ == "step":
