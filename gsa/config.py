@@ -159,6 +159,25 @@ class DrQv2Config:
     shift_pad: int = 4                    # random-shift augmentation (pixels)
 
 
+@dataclass
+class RLPDConfig:
+    """RLPD with UDS rewards, the ``uds-rlpd`` baseline (method §7; Ball et al. 2023, its locomotion defaults)."""
+    critics: int = 10                     # Q ensemble
+    target_members: int = 2               # members drawn for the target's minimum
+    utd: int = 20                         # critic updates per agent step
+    batch_size: int = 256                 # per critic update
+    offline_share: float = 0.5            # symmetric sampling: half of every batch is retrieved offline data
+    lr: float = 3e-4
+    hidden_dim: int = 256
+    gamma: float = 0.99
+    tau: float = 0.005                    # target critic EMA
+    init_temperature: float = 1.0
+    backup_entropy: bool = True           # SAC's entropy term in the target
+    seed_frames: int = 5_000              # uniform random actions before learning starts
+    frame_stack: int = 3                  # pixels
+    shift_pad: int = 4                    # random-shift augmentation (pixels)
+
+
 # Execution guidance: probability of a guided episode over agent steps (method §5.6, paper App. G).
 GUIDANCE_SCHEDULES = {"dmc": (1, 0, 50_000), "metaworld": (1, 0, 150_000)}  # linear(start, end, agent steps)
 
@@ -171,9 +190,10 @@ class Config:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     drqv2: DrQv2Config = field(default_factory=DrQv2Config)
+    rlpd: RLPDConfig = field(default_factory=RLPDConfig)
 
 
-SECTIONS = ("data", "world_model", "pretrain", "finetune", "drqv2")
+SECTIONS = ("data", "world_model", "pretrain", "finetune", "drqv2", "rlpd")
 
 TINY = dict(deter=128, hidden=64, blocks=2, stoch=8, classes=8, depth=8)
 SMALL = dict(deter=1024, hidden=512, blocks=8, stoch=32, classes=32, depth=32)  # NCRL "small"

@@ -220,3 +220,22 @@ def test_jsrl_bc_guides_the_first_h_steps_with_the_prior_on_retrieved_data(state
     assert set(train["prior_steps"]) <= set(range(0, 101, 10)) and (train["guided"] == (train["prior_steps"] > 0)).all()
     info = pd.read_json(run / "retrieval.json", typ="series")
     assert info["embodiment_precision"] == 1.0 and info["k"] == 2
+
+
+def test_uds_rlpd_mixes_retrieved_data_half_and_half_with_zero_rewards(state_setup, monkeypatch):
+    """UDS+RLPD: GSA's retrieved data is half of every batch and carries reward 0 (UDS); no prior acts."""
+    from gsa.agents.rlpd import RLPD
+
+    cfg, wm_path = state_setup
+    cfg = copy.deepcopy(cfg)
+    for key, value in {"rlpd.batch_size": 4, "rlpd.utd": 2, "rlpd.critics": 3, "rlpd.hidden_dim": 16,
+                       "rlpd.seed_frames": 600}.items():
+        set_field(cfg, key, value)
+    seen = []
+    update = RLPD.update
+    monkeypatch.setattr(RLPD, "update", lambda self, batch, step=0: seen.append(batch) or update(self, batch, step))
+    run = finetune(cfg, TASK, "uds-rlpd", world_model=wm_path, experiment="rlpd", progress=False)
+    train = pd.read_csv(run / "train.csv")
+    assert not train["guided"].any() and train["updates"].iloc[-1] == (800 - 600) // 2
+    offline = seen[0]["source"] != 0
+    assert offline.sum().item() == 4 and (seen[0]["reward"][offline] == 0).all()

@@ -15,5 +15,6 @@ world-model agent, ``frame_stack + n_step`` for DrQ-v2), ``batch_size``, ``updat
 ``warmup_frames``. ``step`` counts agent steps. Agents:
 
 - ``dreamer`` — the world-model agent: GSA, its ablations and DreamerV3 (``DreamerAgent``);
-- ``drqv2`` — DrQ-v2, the model-free baseline (``DrQv2``).
+- ``drqv2`` — DrQ-v2, the model-free baseline (``DrQv2``), also JSRL-BC's learner;
+- ``rlpd`` — RLPD, the learner of UDS+RLPD (``RLPD``).
 """

@@ -5,7 +5,7 @@ agent (``gsa.agents.dreamer``) there are three switches (``FinetuneConfig``): ``
 the pre-trained world model), ``rehearsal`` (ER: retrieved offline sequences in every batch) and
 ``guidance`` (G: the BC prior steers early episodes). All off is DreamerV3 from scratch: no retrieval
 database is opened and no BC prior trained. ``METHODS`` names the paper's variants, and ``BASELINES`` the
-other agents (``drqv2``, ``jsrl-bc``).
+other agents (``drqv2``, ``jsrl-bc``, ``uds-rlpd``).
 
 Outputs: ``results/runs/<experiment>/<method>/<task>/seed<k>/`` with ``config.json``,
 ``eval.csv`` (frame, episode return, success, normalised score), ``train.csv``, ``retrieval.json`` and,
@@ -25,6 +25,7 @@ import torch
 
 from gsa.agents.dreamer import DreamerAgent
 from gsa.agents.drqv2 import DrQv2
+from gsa.agents.rlpd import RLPD
 from gsa.bc import BCPolicy, BCSampler, train_bc
 from gsa.config import Config, to_dict
 from gsa.envs import get_spec, mask, pad
@@ -169,8 +170,12 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
         guidance = make_guidance(cfg, task)
     else:
         obs_shape = (3, wm_cfg.image_size, wm_cfg.image_size) if wm_cfg.obs == "pixels" else (wm_cfg.state_size,)
-        agent = DrQv2(obs_shape, mask(spec.embodiment.action_size, wm_cfg.action_size), cfg.drqv2, device)
-        sources, guidance = [], JumpStart(seed=f.seed) if method == "jsrl-bc" else None
+        action_mask = mask(spec.embodiment.action_size, wm_cfg.action_size)
+        if method == "uds-rlpd":
+            agent, sources = RLPD(obs_shape, action_mask, cfg.rlpd, device), [(retrieved, cfg.rlpd.offline_share)]
+        else:
+            agent, sources = DrQv2(obs_shape, action_mask, cfg.drqv2, device), []
+        guidance = JumpStart(seed=f.seed) if method == "jsrl-bc" else None
     prior = None
     if (world and f.guidance) or method == "jsrl-bc":
         prior = BCPolicy(wm_cfg.action_size, mask(spec.embodiment.action_size, wm_cfg.action_size),
@@ -184,10 +189,11 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
                   method=method, progress=progress, stop_at=stop_at)
 
 
-# Agents other than the world-model agent (method §7): DrQ-v2 from scratch, and JSRL-BC = DrQ-v2 with the BC
-# prior trained on GSA's retrieved data as its guide for the first h steps of each episode.
-BASELINES = ("drqv2", "jsrl-bc")
-OFFLINE_BASELINES = ("jsrl-bc",)  # they retrieve with the pre-trained encoder, as GSA does
+# Agents other than the world-model agent (method §7): DrQ-v2 from scratch; JSRL-BC = DrQ-v2 with the BC
+# prior trained on GSA's retrieved data as its guide for the first h steps of each episode; UDS+RLPD = RLPD
+# with GSA's retrieved data as its offline half, rewards 0.
+BASELINES = ("drqv2", "jsrl-bc", "uds-rlpd")
+OFFLINE_BASELINES = ("jsrl-bc", "uds-rlpd")  # they retrieve with the pre-trained encoder, as GSA does
 
 
 def load_results(experiment: str) -> "pd.DataFrame":
