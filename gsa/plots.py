@@ -124,7 +124,8 @@ def learning_curves(results: pd.DataFrame, y: str = "score"):
     """Evaluation score against environment frames, one panel per task, one line per method (mean and
     bootstrapped 95% CI over seeds, shaded)."""
     grid = sns.relplot(results, x="frame", y=y, hue="method", col="task", kind="line", errorbar=("ci", 95),
-                       marker="o", height=2.8, aspect=1.2, facet_kws={"sharey": False}, col_wrap=4,
+                       marker="o", height=2.8, aspect=1.2, facet_kws={"sharey": False},
+                       col_wrap=min(4, results["task"].nunique()),
                        palette=palette(results["method"].unique()))
     grid.set_titles("{col_name}")
     grid.set_axis_labels("environment frames", "normalised score" if y == "score" else y)
