@@ -1,4 +1,4 @@
-"""Seconds per GSA fine-tuning update, as a ratio to the world-model-only step measured in the same run.
+"""Seconds per fine-tuning update of every agent, as a ratio to the world-model-only step measured in the same run.
 
 A fine-tuning update (``DreamerAgent.update`` of ``gsa/agents/dreamer.py``, method §5) is one world-model step
 (paper Eq. 1) + the reward head on the online rows + actor-critic imagination (horizon 16 from all
@@ -9,7 +9,13 @@ batch 16 × 64 for all rather than the smoke preset's 8 × 32. Eager fp32 on CPU
 compile mode ``step`` (``runtime``; ``--compile graph`` for the training default, minutes of compile), the
 same on both sides of the ratio.
 
-    python benchmarks/finetune_step.py [--presets tiny small paper] [--steps N] [--compile off|step|graph] [--device cpu]
+The baselines (method §7) are timed on the same pixels at their own batch shapes (``agent.batch_size`` windows
+of ``agent.window`` frames: DrQ-v2 and JSRL-BC's learner 256 × 4, RLPD / ExPLORe 20 minibatches of 256 × 4 per
+update, Diffusion Policy 256 × 4, R3M = DrQ-v2 on a frozen encoder), eager; the ratio is to the same
+world-model step. Their networks do not depend on the world-model preset, so they are timed once.
+
+    python benchmarks/finetune_step.py [--presets tiny small paper] [--agents dreamer drqv2 ...] [--steps N]
+                                       [--compile off|step|graph] [--device cpu]
 """
 from __future__ import annotations
 
@@ -19,11 +25,17 @@ import os
 # benchmarks/wm_step.py, imported first (it imports gsa, which sets OMP_WAIT_POLICY before torch loads)
 from wm_step import B, DEFAULT_STEPS, PRESETS, T, load_note, synthetic_batch, time_step, world_model_step
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from gsa.agents.diffusion import DiffusionPolicy
+from gsa.agents.dreamer import DreamerAgent
+from gsa.agents.drqv2 import DrQv2
+from gsa.agents.explore import ExPLORe
+from gsa.agents.r3m import FrameEncoder, R3MEncoder
+from gsa.agents.rlpd import RLPD
 from gsa.config import preset
 from gsa.models.world_model import WorldModel
-from gsa.agents.dreamer import DreamerAgent
 from gsa.train.pretrain import COMPILE_MODES, runtime
 
 OFFLINE_ROWS = 4  # method §5.3: offline share 0.25 of 16
@@ -38,10 +50,39 @@ def finetune_batch(cfg, device: torch.device, seed: int) -> dict:
     return batch
 
 
+def baseline(name: str, cfg, device: torch.device):
+    """The baseline agent ``name`` on 64×64 pixels with 6 real action dims of the world model's A_max."""
+    shape, mask = (3, 64, 64), (np.arange(cfg.world_model.action_size) < 6).astype(np.float32)
+    if name == "drqv2":
+        return DrQv2(shape, mask, cfg.drqv2, device)
+    if name == "r3m":
+        encoder = FrameEncoder(R3MEncoder(shape, cfg.r3m.embed_dim), cfg.drqv2.frame_stack)
+        return DrQv2(shape, mask, cfg.drqv2, device, encoder=encoder)
+    if name in ("uds-rlpd", "explore"):
+        return (RLPD if name == "uds-rlpd" else ExPLORe)(shape, mask, cfg.rlpd, device)
+    return DiffusionPolicy(shape, mask, cfg.diffusion, device)
+
+
+def baseline_batch(agent, cfg, device: torch.device, seed: int) -> dict:
+    """(agent.batch_size, agent.window) windows of random frames, actions, rewards; half of the rows offline."""
+    g = torch.Generator().manual_seed(seed)
+    N, L, A = agent.batch_size, agent.window, cfg.world_model.action_size
+    action = torch.rand(N, L, A, generator=g) * 2 - 1
+    action[..., 6:] = 0
+    return {"observation": torch.randint(0, 256, (N, L, 3, 64, 64), generator=g, dtype=torch.uint8).to(device),
+            "action": action.to(device), "reward": torch.rand(N, L, generator=g).to(device),
+            "source": (torch.arange(N) % 2).to(device)}
+
+
+BASELINES = ("drqv2", "uds-rlpd", "explore", "diffusion-policy", "r3m")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=None,
                         help="default: tiny small (+ paper on CUDA)")
+    parser.add_argument("--agents", nargs="+", choices=["dreamer", *BASELINES], default=["dreamer", *BASELINES],
+                        help="dreamer = GSA / DreamerV3's update; the others at the first preset's world-model step")
     parser.add_argument("--steps", type=int, default=None, help=f"timed steps per run (default {DEFAULT_STEPS})")
     parser.add_argument("--compile", choices=COMPILE_MODES, default=None,
                         help="compile mode (default: step on CUDA, off on CPU)")
@@ -62,13 +103,23 @@ def main() -> None:
         batches = [finetune_batch(cfg, device, seed) for seed in range(2)]
         wm_step, _, _ = world_model_step(name, compile_, device)
         _, wm_seconds = time_step(wm_step, batches, steps, device)
-        torch.manual_seed(0)
-        agent = DreamerAgent(WorldModel(cfg.world_model).to(device), cfg, device)
-        _, ft_seconds = time_step(agent.update, batches, steps, device)
-        f = cfg.finetune
-        print(f"  {name:6s} world model {wm_seconds:7.3f} s/step   fine-tuning update {ft_seconds:7.3f} s/step   "
-              f"ratio {ft_seconds / wm_seconds:5.2f}x   (actor-critic share {1 - wm_seconds / ft_seconds:4.0%}; "
-              f"horizon {f.horizon}, units {f.units}; {steps} steps)", flush=True)
+        if "dreamer" in args.agents:
+            torch.manual_seed(0)
+            agent = DreamerAgent(WorldModel(cfg.world_model).to(device), cfg, device)
+            _, ft_seconds = time_step(agent.update, batches, steps, device)
+            f = cfg.finetune
+            print(f"  {name:6s} world model {wm_seconds:7.3f} s/step   fine-tuning update {ft_seconds:7.3f} s/step   "
+                  f"ratio {ft_seconds / wm_seconds:5.2f}x   (actor-critic share {1 - wm_seconds / ft_seconds:4.0%}; "
+                  f"horizon {f.horizon}, units {f.units}; {steps} steps)", flush=True)
+        if name != names[0]:
+            continue
+        for agent_name in (a for a in args.agents if a != "dreamer"):
+            torch.manual_seed(0)
+            agent = baseline(agent_name, preset("paper"), device)
+            agent_batches = [baseline_batch(agent, cfg, device, seed) for seed in range(2)]
+            _, seconds = time_step(agent.update, agent_batches, max(1, steps // 2), device)
+            print(f"  {agent_name:16s} update {seconds:7.3f} s   ratio to the {name} world-model step "
+                  f"{seconds / wm_seconds:6.2f}x   ({agent.batch_size} x {agent.window} windows)", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     gsa tasks [--benchmark dmc|metaworld]     list the task registry
     gsa collect [--preset smoke] [-o k=v …]   generate the offline dataset (resumes), pack it, write its card
     gsa pretrain [--preset smoke] [-o k=v …]  pre-train the world model (resumes from its checkpoint)
-    gsa finetune --task T [--method gsa|p+er|p|dreamerv3|drqv2|jsrl-bc|uds-rlpd] [--preset smoke] [-o k=v …]
+    gsa finetune --task T [--method gsa|p+er|p|dreamerv3|drqv2|jsrl-bc|uds-rlpd|explore|diffusion-policy|r3m] [--preset smoke] [-o k=v …]
                                               fine-tune on one task (resumes; a finished run is skipped)
     gsa sweep --methods gsa dreamerv3 --tasks T1 T2 --seeds 0 1 2 [--preset cpu] [--workers 2]
                                               many runs in parallel processes (resumable), results/<experiment>.csv
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("finetune", help="fine-tune on one task (GSA or an ablation / DreamerV3)")
     _preset_arguments(p)
     p.add_argument("--task", required=True, help="a task id, e.g. dmc-walker-run or mw-reach (see gsa tasks)")
-    p.add_argument("--method", default="gsa", choices=["gsa", "p+er", "p", "dreamerv3", "drqv2", "jsrl-bc", "uds-rlpd"])
+    p.add_argument("--method", default="gsa", choices=["gsa", "p+er", "p", "dreamerv3", "drqv2", "jsrl-bc",
+                                                           "uds-rlpd", "explore", "diffusion-policy", "r3m"])
     p.add_argument("--world-model", default=None, help="pre-trained checkpoint (default: the preset's)")
     p.add_argument("--experiment", default=None, help="results/runs/<experiment>/... (default: the preset name)")
     p.set_defaults(func=_finetune)

@@ -161,7 +161,7 @@ class DrQv2Config:
 
 @dataclass
 class RLPDConfig:
-    """RLPD with UDS rewards, the ``uds-rlpd`` baseline (method §7; Ball et al. 2023, its locomotion defaults)."""
+    """RLPD, the learner of the ``uds-rlpd`` and ``explore`` baselines (method §7; Ball et al. 2023, its locomotion defaults)."""
     critics: int = 10                     # Q ensemble
     target_members: int = 2               # members drawn for the target's minimum
     utd: int = 20                         # critic updates per agent step
@@ -176,6 +176,38 @@ class RLPDConfig:
     seed_frames: int = 5_000              # uniform random actions before learning starts
     frame_stack: int = 3                  # pixels
     shift_pad: int = 4                    # random-shift augmentation (pixels)
+    # ExPLORe (``explore``, Li et al. 2023): offline rows labelled r̂(s, a) + bonus_scale · RND bonus
+    bonus_scale: float = 1.0
+
+
+@dataclass
+class DiffusionConfig:
+    """Diffusion Policy, the imitation baseline ``diffusion-policy`` (method §7; Chi et al. 2023): a DDPM over
+    actions conditioned on the observation, trained on the retrieved trajectories."""
+    train_steps: int = 100                # diffusion steps K (cosine noise schedule)
+    inference_steps: int = 10             # DDIM steps when acting
+    hidden_dim: int = 256
+    layers: int = 3                       # noise-predictor MLP layers
+    batch_size: int = 256
+    lr: float = 1e-4
+    weight_decay: float = 1e-6            # AdamW
+    update_every: int = 1                 # agent steps per update
+    frame_stack: int = 3                  # pixels
+    shift_pad: int = 4                    # random-shift augmentation (pixels)
+
+
+@dataclass
+class R3MConfig:
+    """The R3M-style encoder of the ``r3m`` baseline (method §7; Nair et al. 2022): its time-contrastive and
+    sparsity objective trained on the benchmark's offline data (R3M's weights cannot be downloaded here)."""
+    embed_dim: int = 2048                 # R3M's ResNet-50 embedding size
+    steps: int = 50_000
+    batch_size: int = 32                  # episodes per batch (one window each)
+    window: int = 50                      # frames per window: t0 < t1 < t2 are drawn inside it
+    lr: float = 1e-4
+    l1: float = 1e-5                      # sparsity penalties on the embedding
+    l2: float = 1e-5
+    seed: int = 0
 
 
 # Execution guidance: probability of a guided episode over agent steps (method §5.6, paper App. G).
@@ -191,9 +223,11 @@ class Config:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     drqv2: DrQv2Config = field(default_factory=DrQv2Config)
     rlpd: RLPDConfig = field(default_factory=RLPDConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    r3m: R3MConfig = field(default_factory=R3MConfig)
 
 
-SECTIONS = ("data", "world_model", "pretrain", "finetune", "drqv2", "rlpd")
+SECTIONS = ("data", "world_model", "pretrain", "finetune", "drqv2", "rlpd", "diffusion", "r3m")
 
 TINY = dict(deter=128, hidden=64, blocks=2, stoch=8, classes=8, depth=8)
 SMALL = dict(deter=1024, hidden=512, blocks=8, stoch=32, classes=32, depth=32)  # NCRL "small"
@@ -217,7 +251,7 @@ PRESETS: dict[str, dict] = {
         "finetune.frames": 50_000, "finetune.warmup_frames": 5_000, "finetune.train_ratio": 128,
         "finetune.seq_len": 32, "finetune.units": 128, "finetune.ac_optim.lr": 3e-4,
         "finetune.retrieval_k": 50, "finetune.bc_steps": 5_000, "finetune.guidance_scale": 1 / 3,
-        "finetune.checkpoint_every": 5_000,
+        "finetune.checkpoint_every": 5_000, "r3m.embed_dim": 128, "r3m.steps": 5_000,
     },
     "smoke": {
         "data.root": "data/smoke", "data.dmc_episodes": 6, "data.dmc_length": 100, "data.explore_frames": 2_000,
@@ -230,6 +264,7 @@ PRESETS: dict[str, dict] = {
         "finetune.batch_size": 8, "finetune.seq_len": 32, "finetune.retrieval_k": 8, "finetune.eval_every": 1_000,
         "finetune.eval_episodes": 2, "finetune.units": 64, "finetune.bc_steps": 200, "finetune.bc_batch_size": 32,
         "finetune.guidance_schedule": "linear(1,0,2000)", "finetune.checkpoint_every": 1_000,
+        "r3m.embed_dim": 16, "r3m.steps": 50, "r3m.batch_size": 8, "r3m.window": 16,
     },
 }
 

@@ -37,6 +37,8 @@ def test_check_config_names_every_differing_field_and_allows_a_longer_run():
         check_config(saved, changed, "ckpt.pt")
     assert "world_model.deter: 128 in the checkpoint, 256 now" in str(error.value)
     assert "pretrain.optim.lr" in str(error.value) and "classes" not in str(error.value)
+    # a field added to the config after the checkpoint was made (its default keeps the old behaviour)
+    check_config(saved, {**saved, "rlpd": {"bonus_scale": 1.0}}, "ckpt.pt")
 
 
 def test_resuming_pretraining_with_another_model_config_names_the_field(smoke_data, tmp_path):

@@ -239,3 +239,55 @@ def test_uds_rlpd_mixes_retrieved_data_half_and_half_with_zero_rewards(state_set
     assert not train["guided"].any() and train["updates"].iloc[-1] == (800 - 600) // 2
     offline = seen[0]["source"] != 0
     assert offline.sum().item() == 4 and (seen[0]["reward"][offline] == 0).all()
+
+
+def test_explore_labels_the_retrieved_half_and_learns_a_reward_model_online(state_setup):
+    """ExPLORe: RLPD with GSA's retrieved data as its offline half, labelled by the reward model + RND bonus
+    (so not UDS's zeros), the reward model trained on the online rows."""
+    cfg, wm_path = state_setup
+    cfg = copy.deepcopy(cfg)
+    for key, value in {"rlpd.batch_size": 4, "rlpd.utd": 2, "rlpd.critics": 3, "rlpd.hidden_dim": 16,
+                       "rlpd.seed_frames": 600}.items():
+        set_field(cfg, key, value)
+    run = finetune(cfg, TASK, "explore", world_model=wm_path, experiment="explore", progress=False)
+    train = pd.read_csv(run / "train.csv")
+    assert not train["guided"].any() and train["updates"].iloc[-1] == (800 - 600) // 2
+    assert np.isfinite(train["reward_loss"].dropna()).all() and np.isfinite(train["rnd_loss"].dropna()).all()
+    info = pd.read_json(run / "retrieval.json", typ="series")
+    assert info["embodiment_precision"] == 1.0 and info["k"] == 2
+
+
+def test_diffusion_policy_imitates_only_the_retrieved_data(state_setup, monkeypatch):
+    """Diffusion Policy: every batch comes from GSA's retrieved data (no online row, no reward), updates
+    start at the first step (no warm-up), and the online episodes only evaluate it."""
+    from gsa.agents.diffusion import DiffusionPolicy
+
+    cfg, wm_path = state_setup
+    cfg = copy.deepcopy(cfg)
+    for key, value in {"diffusion.batch_size": 8, "diffusion.hidden_dim": 16, "diffusion.update_every": 4}.items():
+        set_field(cfg, key, value)
+    seen = []
+    update = DiffusionPolicy.update
+    monkeypatch.setattr(DiffusionPolicy, "update", lambda self, batch, step=0: seen.append(batch) or update(self, batch, step))
+    run = finetune(cfg, TASK, "diffusion-policy", world_model=wm_path, experiment="dp", progress=False)
+    train = pd.read_csv(run / "train.csv")
+    assert train["updates"].iloc[-1] == 800 // 2 // 4 and not train["guided"].any()
+    assert all((b["source"] == 1).all() and (b["reward"] == 0).all() for b in seen)
+    assert len(pd.read_csv(run / "eval.csv")) == 2
+
+
+def test_r3m_trains_its_encoder_once_on_the_offline_data_and_reuses_it(state_setup, monkeypatch):
+    """R3M-style: DrQ-v2 on a frozen encoder trained on the benchmark's offline data, cached; a second run
+    with the same data and settings loads it instead of training again."""
+    import gsa.agents.r3m as r3m
+
+    cfg, _ = state_setup
+    cfg = copy.deepcopy(cfg)
+    for key, value in {"drqv2.batch_size": 8, "drqv2.hidden_dim": 32, "drqv2.feature_dim": 8,
+                       "drqv2.seed_frames": 600, "r3m.steps": 5}.items():
+        set_field(cfg, key, value)
+    run = finetune(cfg, TASK, "r3m", experiment="r3m", progress=False)
+    assert r3m.r3m_path(cfg, "metaworld").exists() and len(pd.read_csv(run / "eval.csv")) == 2
+    monkeypatch.setattr(r3m, "pretrain_r3m", lambda *a, **k: pytest.fail("the cached encoder was not reused"))
+    cfg.finetune.seed = 1
+    finetune(cfg, TASK, "r3m", experiment="r3m", progress=False)

@@ -113,23 +113,29 @@ def _orthogonal(module: nn.Module) -> None:
 class DrQv2:
     """The agent: networks, optimisers, the frame stack of the episode being played, the update."""
 
-    def __init__(self, obs_shape: tuple, action_mask: np.ndarray, cfg: DrQv2Config, device="cpu"):
+    def __init__(self, obs_shape: tuple, action_mask: np.ndarray, cfg: DrQv2Config, device="cpu",
+                 encoder: nn.Module | None = None):
+        """``encoder``: a frozen pre-trained encoder (with ``.size``) in place of DrQ-v2's own, which then
+        learns nothing (the R3M-style baseline, ``gsa.agents.r3m``)."""
         self.cfg, self.device = cfg, torch.device(device)
         self.pixels = len(obs_shape) == 3
         self.window = (cfg.frame_stack if self.pixels else 1) + cfg.n_step
         self.mask = torch.as_tensor(action_mask, dtype=torch.float32, device=self.device)  # (A,)
         A = len(action_mask)
-        if self.pixels:
+        learned = encoder is None and self.pixels
+        if encoder is not None:
+            self.encoder, inp = encoder.to(self.device), encoder.size
+        elif self.pixels:
             self.encoder = Encoder(obs_shape[0] * cfg.frame_stack, obs_shape[-1]).to(self.device)
             inp = self.encoder.size
         else:
             self.encoder, inp = nn.Identity(), obs_shape[0]
         self.actor = Actor(inp, A, cfg.feature_dim, cfg.hidden_dim).to(self.device)
         self.critic = Critic(inp, A, cfg.feature_dim, cfg.hidden_dim).to(self.device)
-        for net in (self.encoder, self.actor, self.critic):
+        for net in (self.encoder, self.actor, self.critic) if learned else (self.actor, self.critic):
             net.apply(_orthogonal)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), cfg.lr) if self.pixels else None
+        self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), cfg.lr) if learned else None
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), cfg.lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), cfg.lr)
         self.std = parse_schedule(cfg.std_schedule)

@@ -51,7 +51,8 @@ RESUMABLE = {"name", "data.workers", "pretrain.steps", "pretrain.log_every", "pr
 
 def check_config(saved: dict, current: dict, path: str | Path) -> None:
     """Resuming needs the settings the checkpoint was made with (except :data:`RESUMABLE`): a mismatch
-    raises a ``ValueError`` that names every differing field with both values."""
+    raises a ``ValueError`` that names every differing field with both values. Fields the checkpoint does
+    not have were added to the config after it was made, with defaults that keep the old behaviour."""
     def flat(d: dict, prefix: str = "") -> dict:
         out = {}
         for key, value in d.items():
@@ -62,7 +63,7 @@ def check_config(saved: dict, current: dict, path: str | Path) -> None:
         return out
 
     a, b = flat(saved), flat(current)
-    differ = sorted(k for k in a.keys() | b.keys() if k not in RESUMABLE and a.get(k) != b.get(k))
+    differ = sorted(k for k in a if k not in RESUMABLE and a[k] != b.get(k))
     if differ:
         fields = "; ".join(f"{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now" for k in differ)
         raise ValueError(f"{path} was made with other settings ({fields}): resume with the same settings, "

@@ -5,7 +5,7 @@ agent (``gsa.agents.dreamer``) there are three switches (``FinetuneConfig``): ``
 the pre-trained world model), ``rehearsal`` (ER: retrieved offline sequences in every batch) and
 ``guidance`` (G: the BC prior steers early episodes). All off is DreamerV3 from scratch: no retrieval
 database is opened and no BC prior trained. ``METHODS`` names the paper's variants, and ``BASELINES`` the
-other agents (``drqv2``, ``jsrl-bc``, ``uds-rlpd``).
+other agents (``drqv2``, ``jsrl-bc``, ``uds-rlpd``, ``explore``, ``diffusion-policy``, ``r3m``).
 
 Outputs: ``results/runs/<experiment>/<method>/<task>/seed<k>/`` with ``config.json``,
 ``eval.csv`` (frame, episode return, success, normalised score), ``train.csv``, ``retrieval.json`` and,
@@ -23,8 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gsa.agents.diffusion import DiffusionPolicy
 from gsa.agents.dreamer import DreamerAgent
 from gsa.agents.drqv2 import DrQv2
+from gsa.agents.explore import ExPLORe
+from gsa.agents.r3m import FrameEncoder, load_r3m
 from gsa.agents.rlpd import RLPD
 from gsa.bc import BCPolicy, BCSampler, train_bc
 from gsa.config import Config, to_dict
@@ -171,8 +174,15 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     else:
         obs_shape = (3, wm_cfg.image_size, wm_cfg.image_size) if wm_cfg.obs == "pixels" else (wm_cfg.state_size,)
         action_mask = mask(spec.embodiment.action_size, wm_cfg.action_size)
-        if method == "uds-rlpd":
-            agent, sources = RLPD(obs_shape, action_mask, cfg.rlpd, device), [(retrieved, cfg.rlpd.offline_share)]
+        if method in ("uds-rlpd", "explore"):
+            learner = RLPD if method == "uds-rlpd" else ExPLORe
+            agent, sources = learner(obs_shape, action_mask, cfg.rlpd, device), [(retrieved, cfg.rlpd.offline_share)]
+        elif method == "diffusion-policy":  # imitation: every batch from the retrieved data
+            agent, sources = DiffusionPolicy(obs_shape, action_mask, cfg.diffusion, device), [(retrieved, 1.0)]
+        elif method == "r3m":  # DrQ-v2 on a frozen encoder pre-trained on the benchmark's offline data
+            encoder = load_r3m(cfg, spec.benchmark, open_dataset(cfg, dataset_root, spec.benchmark), device, progress)
+            agent = DrQv2(obs_shape, action_mask, cfg.drqv2, device, encoder=FrameEncoder(encoder, cfg.drqv2.frame_stack))
+            sources = []
         else:
             agent, sources = DrQv2(obs_shape, action_mask, cfg.drqv2, device), []
         guidance = JumpStart(seed=f.seed) if method == "jsrl-bc" else None
@@ -191,9 +201,11 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
 
 # Agents other than the world-model agent (method §7): DrQ-v2 from scratch; JSRL-BC = DrQ-v2 with the BC
 # prior trained on GSA's retrieved data as its guide for the first h steps of each episode; UDS+RLPD = RLPD
-# with GSA's retrieved data as its offline half, rewards 0.
-BASELINES = ("drqv2", "jsrl-bc", "uds-rlpd")
-OFFLINE_BASELINES = ("jsrl-bc", "uds-rlpd")  # they retrieve with the pre-trained encoder, as GSA does
+# with GSA's retrieved data as its offline half, rewards 0; ExPLORe = RLPD with that half labelled by a
+# learned reward plus an RND bonus; Diffusion Policy = imitation of the retrieved data; R3M = DrQ-v2 on a
+# frozen encoder trained with R3M's objective on the benchmark's offline data.
+BASELINES = ("drqv2", "jsrl-bc", "uds-rlpd", "explore", "diffusion-policy", "r3m")
+OFFLINE_BASELINES = ("jsrl-bc", "uds-rlpd", "explore", "diffusion-policy")  # GSA's retrieved data, same k
 
 
 def load_results(experiment: str) -> "pd.DataFrame":
