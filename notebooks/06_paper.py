@@ -18,6 +18,7 @@
 # - Fig. 1/3: aggregate IQM curves against DreamerV3 (and DrQ-v2 once it exists), with 95% CIs;
 # - Fig. 13: IQM and optimality-gap bars, and rliable's performance profiles;
 # - Tables 2–4: per-task scores (Meta-World success rate, DMC return), with the paper's own values beside;
+# - Fig. 4: GSA against the offline-data baselines (JSRL-BC, UDS+RLPD, ExPLORe, R3M-style, Diffusion Policy);
 # - Fig. 2: a t-SNE of offline, online and retrieved data on one task;
 # - the retrieval-precision table and the hyper-parameter table (generated from `gsa/config.py`).
 #
@@ -143,6 +144,23 @@ for benchmark, name in (("metaworld", "Meta-World success rate"), ("dmc", "DMCon
     table.to_csv(tables / f"per_task_{benchmark}.csv")
     print(f"{name}, {preset} preset at {budget // 1000}k frames (ours) vs the paper at 150k:")
     display(table)
+
+# %% [markdown]
+# ## Fig. 4 · Offline-data baselines on the hard tasks
+# GSA against the baselines that also use the non-curated data (method §7): JSRL-BC, UDS+RLPD, ExPLORe,
+# R3M-style pre-training and Diffusion Policy, each on the same retrieved trajectories as GSA. Every task on
+# which at least one of them has results gets a panel (mean and 95% CI over seeds).
+
+# %%
+offline_methods = ["gsa", "jsrl-bc", "uds-rlpd", "explore", "r3m", "diffusion-policy"]
+baseline_tasks = sorted(set(results[results.method.isin(offline_methods[1:])].task))
+if baseline_tasks:
+    shown = results[results.method.isin(offline_methods) & results.task.isin(baseline_tasks)]
+    fig = plots.learning_curves(shown)
+    plots.save(fig, "paper_offline_baselines", preset)
+    print("not run:", [m for m in offline_methods if m not in set(shown.method)] or "none")
+else:
+    print("not run: no offline-data baseline has results for this preset")
 
 # %% [markdown]
 # ## Fig. 2 · t-SNE of offline, online and retrieved data

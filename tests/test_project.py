@@ -114,8 +114,8 @@ def test_theory_notebook_runs_and_writes_its_figures(tmp_path, monkeypatch):
 
 
 def test_paper_notebook_writes_figures_and_tables_with_the_papers_numbers_beside(tmp_path, monkeypatch):
-    """notebooks/06_paper on synthetic smoke results: its figures and tables exist; DrQ-v2 (never run) shows
-    as "not run"; every paper-value cell is the reference file's number; the hyper-parameter table is the
+    """notebooks/06_paper on synthetic smoke results (with ExPLORe on the study's tasks): its figures and
+    tables exist, Fig. 4's offline-baseline panels among them; DrQ-v2 (never run) shows as "not run"; every paper-value cell is the reference file's number; the hyper-parameter table is the
     paper preset's config."""
     import pandas as pd
 
@@ -124,9 +124,9 @@ def test_paper_notebook_writes_figures_and_tables_with_the_papers_numbers_beside
 
     monkeypatch.setenv("GSA_FIGURES_DIR", str(tmp_path / "figures"))
     monkeypatch.setenv("GSA_RESULTS_DIR", str(tmp_path / "results"))
-    write_synthetic_study("smoke")
+    write_synthetic_study("smoke", extra_methods=("explore",))
     run_notebook("06_paper", "smoke", tsne=False, bootstrap_reps=400)
-    for name in ("paper_aggregate_curves", "paper_metrics", "paper_profiles"):
+    for name in ("paper_aggregate_curves", "paper_metrics", "paper_profiles", "paper_offline_baselines"):
         for ext in ("png", "pdf"):
             assert (tmp_path / "figures" / "smoke" / f"{name}.{ext}").exists(), name
     tables = tmp_path / "results" / "tables" / "smoke"
