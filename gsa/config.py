@@ -115,6 +115,11 @@ class FinetuneConfig:
                                           # paper and NCRL: 0, the λ-returns already bootstrap from it)
     entropy: float = 1e-4
     actor_grad: str = "dynamics"          # "dynamics" (paper Eq. 4) | "reinforce" (percentile-normalised)
+    train_parts: str = "all"              # world-model parts fine-tuned (paper Fig. 8): "all" | "encoder_decoder"
+                                          # | "dynamics" (the RSSM); the others stay frozen at their pre-trained weights
+    reward_uncertainty: bool = False      # paper Fig. 7: a reward-head ensemble labels imagined steps by Optimistic
+                                          # Thompson Sampling (used instead of guidance)
+    reward_ensemble: int = 5              # reward heads in that ensemble
     units: int = 512
     actor_layers: int = 3
     reward_layers: int = 2

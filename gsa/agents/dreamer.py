@@ -20,6 +20,20 @@ from gsa.train.optim import make_optimizer
 from gsa.train.pretrain import make_train_step, runtime
 
 
+PARTS = {"all": ("encoder", "rssm", "decoder"), "encoder_decoder": ("encoder", "decoder"), "dynamics": ("rssm",)}
+
+
+def trained_parts(wm: WorldModel, parts: str) -> list[torch.nn.Parameter]:
+    """The world-model parameters fine-tuning trains (paper Fig. 8: all, encoder + decoder, or the RSSM
+    dynamics); the other parts are frozen (``requires_grad`` off), so they get no gradient and keep their
+    pre-trained weights, and the optimiser (with its weight decay) never sees them."""
+    if parts not in PARTS:
+        raise ValueError(f"finetune.train_parts={parts!r}: choose from {sorted(PARTS)}")
+    for name, module in wm.named_children():
+        module.requires_grad_(name in PARTS[parts])
+    return [p for p in wm.parameters() if p.requires_grad]
+
+
 class DreamerAgent:
     """World model + actor-critic: acting in the env (one posterior step per frame) and the update."""
 
@@ -27,7 +41,7 @@ class DreamerAgent:
         f = cfg.finetune
         self.wm, self.cfg, self.device = wm, cfg, device
         self.ac = ActorCritic(wm.rssm.feat_size, cfg.world_model.action_size, f).to(device)
-        self.wm_opt = make_optimizer(wm.parameters(), cfg.pretrain.optim)
+        self.wm_opt = make_optimizer(trained_parts(wm, f.train_parts), cfg.pretrain.optim)
         self.actor_opt, self.critic_opt = make_optimizers(self.ac, f.ac_optim)
         compile_, self.bf16 = runtime(cfg.pretrain.compile, cfg.pretrain.bf16, device)
         self.wm_step = make_train_step(wm, self.wm_opt, cfg.pretrain.optim.grad_clip, compile_, self.bf16, device)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+from functools import partial
 
 import torch
 from torch import nn
@@ -65,6 +66,31 @@ def reward_loss(head: RewardHead, feat: torch.Tensor, reward: torch.Tensor, onli
     nll = head(feat.detach()).loss(torch.where(keep, reward, torch.zeros_like(reward)))  # (B, T)
     weight = keep.to(nll.dtype)
     return (nll * weight).sum() / weight.sum().clamp(min=1)
+
+
+class RewardEnsemble(nn.Module):
+    """``members`` reward heads r_ξ1 … r_ξM on the same online rows (their random initialisations make them
+    disagree away from the data): the uncertainty-aware reward of paper Fig. 7."""
+
+    def __init__(self, feat_size: int, units: int, layers: int, bins: int, members: int):
+        super().__init__()
+        self.heads = nn.ModuleList(RewardHead(feat_size, units, layers, bins) for _ in range(members))
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        return torch.stack([head(feat).mean() for head in self.heads])  # (M, ...) predicted rewards
+
+    def loss(self, feat: torch.Tensor, reward: torch.Tensor, online: torch.Tensor) -> torch.Tensor:
+        return sum(reward_loss(head, feat, reward, online) for head in self.heads)
+
+
+def optimistic_thompson(predictions: torch.Tensor) -> torch.Tensor:
+    """Optimistic Thompson Sampling over an ensemble (M, H, N) → (H, N): each imagined trajectory n draws one
+    member j uniformly (Thompson sampling, one posterior sample per trajectory) and takes max(r_j, mean of
+    the members) at every step — a sample, never below the ensemble's mean (optimism)."""
+    M, _, N = predictions.shape
+    j = torch.randint(0, M, (N,), device=predictions.device)
+    sampled = predictions.gather(0, j[None, None].expand(1, predictions.shape[1], N)).squeeze(0)
+    return torch.maximum(sampled, predictions.mean(0))
 
 
 class ActionDist:
@@ -181,7 +207,8 @@ class ActorCritic(nn.Module):
         if cfg.actor_grad not in ("dynamics", "reinforce"):
             raise ValueError(f"unknown actor_grad {cfg.actor_grad!r}; choose 'dynamics' or 'reinforce'")
         self.cfg = cfg
-        self.reward = RewardHead(feat_size, cfg.units, cfg.reward_layers, cfg.bins)
+        self.reward = (RewardEnsemble(feat_size, cfg.units, cfg.reward_layers, cfg.bins, cfg.reward_ensemble)
+                       if cfg.reward_uncertainty else RewardHead(feat_size, cfg.units, cfg.reward_layers, cfg.bins))
         self.actor = Actor(feat_size, action_size, cfg.units, cfg.actor_layers, cfg.min_std, cfg.max_std)
         self.critic = Critic(feat_size, cfg.units, cfg.actor_layers, cfg.bins)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
@@ -217,14 +244,23 @@ class ActorCritic(nn.Module):
         """
         cfg, rssm = self.cfg, world_model.rssm
         post = {k: v.detach() for k, v in post.items()}
-        rew_loss = reward_loss(self.reward, rssm.feat(post), reward, online) if intrinsic is None else reward.new_zeros(())
+        ensemble = isinstance(self.reward, RewardEnsemble)
+        if intrinsic is not None:
+            rew_loss = reward.new_zeros(())
+        else:
+            rew_loss = (self.reward.loss if ensemble else partial(reward_loss, self.reward))(rssm.feat(post), reward, online)
         B, T = reward.shape
         start = {k: v.flatten(0, 1) for k, v in post.items()}     # (N, ...), N = B·T
         mask = action_mask[:, None].expand(B, T, -1).flatten(0, 1)  # (N, A)
         with torch.no_grad() if cfg.actor_grad == "reinforce" else frozen(rssm, self.reward):
             states, actions, dists = imagine(rssm, self.actor, start, mask, cfg.horizon)
             feat = rssm.feat(states)                                # (H+1, N, F)
-            imag_reward = self.reward(feat[1:]).mean() if intrinsic is None else intrinsic(feat[:-1], actions)  # (H, N)
+            if intrinsic is not None:
+                imag_reward = intrinsic(feat[:-1], actions)         # (H, N)
+            elif ensemble:                                          # paper Fig. 7: optimistic labels
+                imag_reward = optimistic_thompson(self.reward(feat[1:]))
+            else:
+                imag_reward = self.reward(feat[1:]).mean()          # (H, N)
             slow_value = self.slow_critic(feat).mean()              # (H+1, N)
             returns = lambda_returns(imag_reward, slow_value, cfg.gamma, cfg.lam)  # (H, N)
 

@@ -153,6 +153,8 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     world = method in METHODS
     wm, wm_benchmark = None, "all"
     wm_path = Path(world_model or world_model_path(cfg, spec.benchmark))
+    if world and not f.pretrained and f.train_parts != "all":
+        raise ValueError(f"finetune.train_parts={f.train_parts!r} freezes parts of a pre-trained world model: set pretrained")
     if (world and f.pretrained) or method in OFFLINE_BASELINES:
         wm, wm_ckpt_cfg, wm_state = load_world_model(wm_path, device)
         cfg.world_model = wm_ckpt_cfg.world_model
