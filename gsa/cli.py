@@ -8,6 +8,8 @@
     gsa sweep --methods gsa dreamerv3 --tasks T1 T2 --seeds 0 1 2 [--preset cpu] [--workers 2]
                                               many runs in parallel processes (resumable), results/<experiment>.csv
     gsa sweep --preset cpu --study            the preset's study (gsa/experiments/studies.py)
+    gsa continual --preset cpu --method gsa|packnet [--seeds 0]
+                                              the continual chain stand → … → roll-fast (resumable)
     gsa reproduce [--preset smoke] [names…]   execute the notebooks (figures/ and results/)
 
 Overrides are dotted config fields, e.g. ``-o data.root=/scratch/gsa -o data.workers=16``. Bad input (an
@@ -64,6 +66,17 @@ def _finetune(args) -> None:
     cfg = preset(args.preset, args.override)
     run = finetune(cfg, args.task, args.method, world_model=args.world_model, experiment=args.experiment or cfg.name)
     print(f"run: {run}")
+
+
+def _continual(args) -> None:
+    from gsa.config import preset
+    from gsa.train.continual import continual
+
+    cfg = preset(args.preset, args.override)
+    for seed in args.seeds:
+        cfg.finetune.seed = seed
+        table = continual(cfg, args.method, experiment=args.experiment, world_model=args.world_model)
+    print(f"chain: {table}")
 
 
 def _sweep(args) -> None:
@@ -130,6 +143,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--world-model", default=None, help="pre-trained checkpoint (default: the preset's)")
     p.add_argument("--experiment", default=None, help="results/runs/<experiment>/... (default: the preset name)")
     p.set_defaults(func=_finetune)
+    p = sub.add_parser("continual", help="the continual chain of quadruped tasks (method §8, resumable)")
+    _preset_arguments(p)
+    p.add_argument("--method", default="gsa", choices=["gsa", "packnet"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--world-model", default=None, help="quadruped-only pre-trained checkpoint (default: trained "
+                   "on the preset's quadruped data into checkpoints/<preset>/world_model/quadruped)")
+    p.add_argument("--experiment", default=None, help="results/runs/<experiment>/... (default: continual-<preset>)")
+    p.set_defaults(func=_continual)
     p = sub.add_parser("sweep", help="methods × tasks × seeds of fine-tuning runs (resumable)")
     _preset_arguments(p)
     p.add_argument("--study", action="store_true", help="the preset's study: its tasks, methods and seeds "

@@ -215,6 +215,15 @@ class R3MConfig:
     seed: int = 0
 
 
+@dataclass
+class ContinualConfig:
+    """Continual task adaptation (method §8, paper Fig. 5, ``gsa continual``): one chain of quadruped tasks."""
+    tasks: tuple[str, ...] = tuple(f"dmc-quadruped-{t}" for t in ("stand", "walk", "run", "jump", "roll", "roll-fast"))
+    frames: int = 300_000                 # per task
+    earlier_share: float = 0.25           # GSA: batch rows from earlier tasks' online episodes (world model only)
+    packnet_retrain_updates: int = 10_000  # PackNet: updates of the kept weights after each prune
+
+
 # Execution guidance: probability of a guided episode over agent steps (method §5.6, paper App. G).
 GUIDANCE_SCHEDULES = {"dmc": (1, 0, 50_000), "metaworld": (1, 0, 150_000)}  # linear(start, end, agent steps)
 
@@ -230,9 +239,10 @@ class Config:
     rlpd: RLPDConfig = field(default_factory=RLPDConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     r3m: R3MConfig = field(default_factory=R3MConfig)
+    continual: ContinualConfig = field(default_factory=ContinualConfig)
 
 
-SECTIONS = ("data", "world_model", "pretrain", "finetune", "drqv2", "rlpd", "diffusion", "r3m")
+SECTIONS = ("data", "world_model", "pretrain", "finetune", "drqv2", "rlpd", "diffusion", "r3m", "continual")
 
 TINY = dict(deter=128, hidden=64, blocks=2, stoch=8, classes=8, depth=8)
 SMALL = dict(deter=1024, hidden=512, blocks=8, stoch=32, classes=32, depth=32)  # NCRL "small"
@@ -257,6 +267,7 @@ PRESETS: dict[str, dict] = {
         "finetune.seq_len": 32, "finetune.units": 128, "finetune.ac_optim.lr": 3e-4,
         "finetune.retrieval_k": 50, "finetune.bc_steps": 5_000, "finetune.guidance_scale": 1 / 3,
         "finetune.checkpoint_every": 5_000, "r3m.embed_dim": 128, "r3m.steps": 5_000,
+        "continual.frames": 30_000, "continual.packnet_retrain_updates": 1_000,
     },
     "smoke": {
         "data.root": "data/smoke", "data.dmc_episodes": 6, "data.dmc_length": 100, "data.explore_frames": 2_000,

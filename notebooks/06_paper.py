@@ -19,6 +19,7 @@
 # - Fig. 13: IQM and optimality-gap bars, and rliable's performance profiles;
 # - Tables 2–4: per-task scores (Meta-World success rate, DMC return), with the paper's own values beside;
 # - Fig. 4: GSA against the offline-data baselines (JSRL-BC, UDS+RLPD, ExPLORe, R3M-style, Diffusion Policy);
+# - Fig. 5: continual adaptation along the quadruped chain, GSA against PackNet;
 # - Fig. 2: a t-SNE of offline, online and retrieved data on one task;
 # - the retrieval-precision table and the hyper-parameter table (generated from `gsa/config.py`).
 #
@@ -161,6 +162,40 @@ if baseline_tasks:
     print("not run:", [m for m in offline_methods if m not in set(shown.method)] or "none")
 else:
     print("not run: no offline-data baseline has results for this preset")
+
+# %% [markdown]
+# ## Fig. 5 · Continual adaptation
+# The quadruped's chain stand → walk → run → jump → roll → roll-fast (`gsa continual`, method §8): GSA,
+# starting each task from the previous one's weights with all earlier experience, against PackNet. Curves
+# run along the chain (task boundaries dashed); the table gives each task's final score (PackNet: also with
+# its task mask after pruning).
+
+# %%
+chain_path = results_dir() / f"continual-{preset}_chain.csv"
+chain_curves = results_dir() / f"continual-{preset}.csv"
+chain_methods = ["gsa", "packnet"]
+if chain_path.exists() and chain_curves.exists() and len(pd.read_csv(chain_path)):
+    chain, curves = pd.read_csv(chain_path), pd.read_csv(chain_curves)
+    order = {task: i for i, task in enumerate(cfg.continual.tasks)}
+    curves = curves[curves.task.isin(order)].assign(position=lambda d: d.task.map(order))
+    curves["chain_frame"] = curves.position * cfg.continual.frames + curves.frame
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    chain_colors = plots.palette(chain_methods)
+    for method, group in curves.groupby("method"):  # mean over seeds, shaded between the lowest and highest seed
+        stats = group.groupby("chain_frame")["score"].agg(["mean", "min", "max"]).reset_index()
+        ax.plot(stats.chain_frame, stats["mean"], marker="o", color=chain_colors[method], label=method)
+        ax.fill_between(stats.chain_frame, stats["min"], stats["max"], alpha=0.2, color=chain_colors[method])
+    for i, task in enumerate(cfg.continual.tasks):
+        ax.axvline(i * cfg.continual.frames, color="grey", ls="--", lw=0.7)
+        ax.text((i + 0.5) * cfg.continual.frames, ax.get_ylim()[1], task.removeprefix("dmc-quadruped-"), ha="center", va="bottom", fontsize=8)
+    ax.set_xlabel("environment frames along the chain"), ax.set_ylabel("normalised score (return / 10)"), ax.legend(fontsize=7)
+    plots.save(fig, "paper_continual", preset)
+    table = chain.pivot_table(index="task", columns="method", values=["score", "score_masked"], aggfunc="mean")
+    table = table.reindex(list(cfg.continual.tasks))
+    table.to_csv(tables / "continual.csv")
+    display(table.round(1).fillna("not run"))
+else:
+    print("not run: no continual chain for this preset (gsa continual --preset", preset, "--method gsa|packnet)")
 
 # %% [markdown]
 # ## Fig. 2 · t-SNE of offline, online and retrieved data

@@ -114,9 +114,11 @@ def test_theory_notebook_runs_and_writes_its_figures(tmp_path, monkeypatch):
 
 
 def test_paper_notebook_writes_figures_and_tables_with_the_papers_numbers_beside(tmp_path, monkeypatch):
-    """notebooks/06_paper on synthetic smoke results (with ExPLORe on the study's tasks): its figures and
-    tables exist, Fig. 4's offline-baseline panels among them; DrQ-v2 (never run) shows as "not run"; every paper-value cell is the reference file's number; the hyper-parameter table is the
-    paper preset's config."""
+    """notebooks/06_paper on synthetic smoke results (with ExPLORe on the study's tasks and a continual
+    chain): its figures and tables exist, Fig. 4's offline-baseline panels and Fig. 5's chain among them;
+    DrQ-v2 (never run) shows as "not run"; every paper-value cell is the reference file's number; the
+    hyper-parameter table is the paper preset's config."""
+    import numpy as np
     import pandas as pd
 
     from gsa.config import hyperparameter_table, preset
@@ -125,8 +127,17 @@ def test_paper_notebook_writes_figures_and_tables_with_the_papers_numbers_beside
     monkeypatch.setenv("GSA_FIGURES_DIR", str(tmp_path / "figures"))
     monkeypatch.setenv("GSA_RESULTS_DIR", str(tmp_path / "results"))
     write_synthetic_study("smoke", extra_methods=("explore",))
+    tasks = preset("smoke").continual.tasks
+    rows = [(m, 0, i + 1, t, 2000, 50.0 + i, 40.0 if m == "packnet" else None) for m in ("gsa", "packnet")
+            for i, t in enumerate(tasks)]
+    pd.DataFrame(rows, columns=["method", "seed", "position", "task", "frames", "score", "score_masked"]).to_csv(
+        tmp_path / "results" / "continual-smoke_chain.csv", index=False)
+    pd.DataFrame([(m, t, 0, f, 100.0, np.nan, 10.0) for m in ("gsa", "packnet") for t in tasks for f in (1000, 2000)],
+                 columns=["method", "task", "seed", "frame", "return", "success", "score"]).to_csv(
+        tmp_path / "results" / "continual-smoke.csv", index=False)
     run_notebook("06_paper", "smoke", tsne=False, bootstrap_reps=400)
-    for name in ("paper_aggregate_curves", "paper_metrics", "paper_profiles", "paper_offline_baselines"):
+    for name in ("paper_aggregate_curves", "paper_metrics", "paper_profiles", "paper_offline_baselines",
+                 "paper_continual"):
         for ext in ("png", "pdf"):
             assert (tmp_path / "figures" / "smoke" / f"{name}.{ext}").exists(), name
     tables = tmp_path / "results" / "tables" / "smoke"
@@ -142,6 +153,7 @@ def test_paper_notebook_writes_figures_and_tables_with_the_papers_numbers_beside
     expected = hyperparameter_table(preset("paper"))
     assert params["paper"].tolist() == expected["value"].astype(str).tolist()
     assert set(pd.read_csv(tables / "aggregates.csv").method) == {"gsa", "dreamerv3"}
+    assert (tables / "continual.csv").exists()
 
 
 def test_ablation_notebook_shows_the_components_and_empty_slots(tmp_path, monkeypatch):

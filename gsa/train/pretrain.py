@@ -146,11 +146,13 @@ def make_train_step(model: torch.nn.Module, optimizer, grad_clip: float, compile
 
 
 def open_dataset(cfg: Config, root: str | Path | None = None, benchmark: str = "all") -> OfflineDataset:
-    """The preset's dataset, restricted to ``benchmark`` ("all" keeps everything), checked against the
-    model's sizes."""
+    """The preset's dataset, restricted to ``benchmark`` ("all" keeps everything; a benchmark, "dmc" or
+    "metaworld", or one embodiment, e.g. "quadruped" for the continual chain, method §8), checked against
+    the model's sizes."""
     dataset = OfflineDataset(resolve(root or cfg.data.root))
     if benchmark != "all":
-        keep = dataset.manifest["benchmark"] == benchmark
+        manifest = dataset.manifest
+        keep = (manifest["benchmark"] == benchmark) | (manifest["embodiment"] == benchmark)
         if not keep.any():
             raise ValueError(f"{dataset.root} has no {benchmark!r} episodes")
         dataset = dataset.subset(list(dataset.manifest["id"][keep]))
@@ -183,7 +185,8 @@ def pretrain_all(cfg: Config, root: str | Path | None = None, progress: bool = T
 def pretrain(cfg: Config, root: str | Path | None = None, out: str | Path | None = None, progress: bool = True,
              stop_at: int | None = None, benchmark: str | None = None) -> Path:
     """Pre-train (or resume pre-training) one world model on the ``benchmark`` part of the data ("dmc",
-    "metaworld" or "all"; default: ``pretrain.benchmark`` when it names one); returns the checkpoint path.
+    "metaworld", "all", or one embodiment such as "quadruped"; default: ``pretrain.benchmark`` when it
+    names one); returns the checkpoint path.
 
     ``stop_at`` ends the run early at that step after writing a checkpoint, as a kill right after a
     checkpoint would (used by the resume test)."""
