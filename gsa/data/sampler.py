@@ -69,10 +69,14 @@ class MixedSampler:
     Each batch takes round(share × B) rows from each source (shares sum to 1; the remainder left by
     rounding goes to a source drawn by share, so the expected mix is exact) — e.g. the paper's offline
     share 0.25 of 16 rows is exactly 4 retrieved + 12 online rows (method §5.3).
+
+    ``part = (i, n)``: this process reads only rows i·B/n … (i+1)·B/n − 1 of each batch; every process draws
+    the same windows, so n processes together read exactly the batch one process would (data-parallel
+    pre-training).
     """
 
     def __init__(self, sources: list, batch_size: int, seq_len: int, action_size: int, seed: int = 0,
-                 obs_key: str = "observation", obs_shape: tuple = (3, 64, 64)):
+                 obs_key: str = "observation", obs_shape: tuple = (3, 64, 64), part: tuple[int, int] = (0, 1)):
         shares = np.array([share for _, share in sources], np.float64)
         if len(sources) == 0 or np.any(shares < 0) or not np.isclose(shares.sum(), 1.0):
             raise ValueError(f"source shares must be ≥ 0 and sum to 1, got {shares.tolist()}")
@@ -82,6 +86,10 @@ class MixedSampler:
         self.obs_key, self.obs_shape = obs_key, tuple(obs_shape)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
+        index, parts = part
+        if batch_size % parts or not 0 <= index < parts:
+            raise ValueError(f"part {part}: the batch of {batch_size} rows must split evenly into {parts} parts")
+        self.rows = range(index * batch_size // parts, (index + 1) * batch_size // parts)  # rows this process reads
 
     def counts(self, rng: np.random.Generator | None = None) -> np.ndarray:
         """Rows per source for the next batch."""
@@ -94,7 +102,7 @@ class MixedSampler:
         return counts
 
     def _empty(self) -> dict[str, np.ndarray]:
-        B, T = self.batch_size, self.seq_len
+        B, T = len(self.rows), self.seq_len
         return {self.obs_key: np.zeros((B, T, *self.obs_shape), np.uint8 if self.obs_key == "observation" else np.float32),
                 "action": np.zeros((B, T, self.action_size), np.float32),
                 "action_mask": np.zeros((B, self.action_size), np.float32),
@@ -108,16 +116,15 @@ class MixedSampler:
         function of (seed, step) alone — what a resumed or prefetching training loop needs."""
         rng = self.rng if step is None else np.random.default_rng([self.seed, step])
         out = self._empty() if out is None else out
-        row = 0
-        for index, count in enumerate(self.counts(rng)):
-            for episode, start in self._windows(self.sources[index], count, index, rng):
-                self.sources[index].read(episode, start, out, row)
-                out["is_first"][row] = False
-                out["is_first"][row, 0] = start == 0
-                out["source"][row] = index
-                out["embodiment"][row] = self.sources[index].embodiment_of(episode)
-                out["action_mask"][row] = mask(self.sources[index].native_action_of(episode), self.action_size)
-                row += 1
+        windows = [(index, episode, start) for index, count in enumerate(self.counts(rng))
+                   for episode, start in self._windows(self.sources[index], count, index, rng)]
+        for row, (index, episode, start) in enumerate(windows[self.rows.start:self.rows.stop]):
+            self.sources[index].read(episode, start, out, row)
+            out["is_first"][row] = False
+            out["is_first"][row, 0] = start == 0
+            out["source"][row] = index
+            out["embodiment"][row] = self.sources[index].embodiment_of(episode)
+            out["action_mask"][row] = mask(self.sources[index].native_action_of(episode), self.action_size)
         return out
 
     def _windows(self, source, count: int, index: int, rng: np.random.Generator):

@@ -167,10 +167,12 @@ def open_dataset(cfg: Config, root: str | Path | None = None, benchmark: str = "
     return dataset
 
 
-def sampler_for(dataset, cfg: Config, batch_size: int, seq_len: int, seed: int) -> MixedSampler:
+def sampler_for(dataset, cfg: Config, batch_size: int, seq_len: int, seed: int,
+                part: tuple[int, int] = (0, 1)) -> MixedSampler:
     wm = cfg.world_model
     key, shape = ("observation", (3, wm.image_size, wm.image_size)) if wm.obs == "pixels" else ("state", (wm.state_size,))
-    return MixedSampler([(dataset, 1.0)], batch_size, seq_len, wm.action_size, seed=seed, obs_key=key, obs_shape=shape)
+    return MixedSampler([(dataset, 1.0)], batch_size, seq_len, wm.action_size, seed=seed, obs_key=key, obs_shape=shape,
+                        part=part)
 
 
 def pretrain_all(cfg: Config, root: str | Path | None = None, progress: bool = True) -> dict[str, Path]:
@@ -189,7 +191,13 @@ def pretrain(cfg: Config, root: str | Path | None = None, out: str | Path | None
     names one); returns the checkpoint path.
 
     ``stop_at`` ends the run early at that step after writing a checkpoint, as a kill right after a
-    checkpoint would (used by the resume test)."""
+    checkpoint would (used by the resume test).
+
+    Under ``torchrun`` (DDP, one process per GPU, or gloo on CPUs) ``pretrain.batch_size`` is the global
+    batch: each of the W processes reads its B/W rows of the batch one process would draw, and DDP averages
+    the gradients, so W processes take the same steps as one (to float precision, and up to the latents'
+    sampling noise, which each process draws for its own rows). Only rank 0 writes logs and checkpoints;
+    the checkpoint keeps every rank's random state, so a resumed run continues as the killed one would."""
     p = cfg.pretrain
     benchmark = benchmark or p.benchmark
     if benchmark == "each":
@@ -202,6 +210,8 @@ def pretrain(cfg: Config, root: str | Path | None = None, out: str | Path | None
     path = out / "checkpoint.pt"
     dataset = open_dataset(cfg, root, benchmark)
 
+    if p.batch_size % world:
+        raise ValueError(f"pretrain.batch_size={p.batch_size} (the global batch) must split evenly over {world} processes")
     checkpoint.seed_everything(p.seed + rank)
     model = WorldModel(cfg.world_model).to(device)
     optimizer = make_optimizer(model.parameters(), p.optim)
@@ -214,7 +224,7 @@ def pretrain(cfg: Config, root: str | Path | None = None, out: str | Path | None
         checkpoint.check_config(state["config"], to_dict(cfg), path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        checkpoint.set_rng_state(state["rng"])
+        checkpoint.set_rng_state(state["rng_ranks"][rank] if len(state.get("rng_ranks", [])) == world else state["rng"])
         step = state["step"]
         log.resume_at(step)
     elif rank == 0:
@@ -223,14 +233,18 @@ def pretrain(cfg: Config, root: str | Path | None = None, out: str | Path | None
         (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     train_model = _wrap_ddp(model, device) if world > 1 else model
     train_step = make_train_step(train_model, optimizer, p.optim.grad_clip, compile_, bf16, device)
-    loader = BatchLoader(sampler_for(dataset, cfg, p.batch_size, p.seq_len, p.seed + 1000 * rank), step, device,
+    loader = BatchLoader(sampler_for(dataset, cfg, p.batch_size, p.seq_len, p.seed, part=(rank, world)), step, device,
                          p.loader_workers)
     end = p.steps if stop_at is None else min(stop_at, p.steps)
 
     def save() -> None:
+        rngs = [checkpoint.rng_state()]
+        if world > 1:  # every rank's random state, so that each continues its own stream after a resume
+            rngs = [None] * world
+            torch.distributed.all_gather_object(rngs, checkpoint.rng_state())
         if rank == 0:
             checkpoint.save(path, kind="pretrain", step=step, config=to_dict(cfg), benchmark=benchmark, model=model.state_dict(),
-                            optimizer=optimizer.state_dict(), dataset=dataset.manifest_sha256)
+                            optimizer=optimizer.state_dict(), dataset=dataset.manifest_sha256, rng_ranks=rngs)
 
     bar = tqdm(total=p.steps, initial=step, desc="pre-training", disable=not progress or rank != 0)
     totals, window, started = None, 0, time.perf_counter()
@@ -242,6 +256,11 @@ def pretrain(cfg: Config, root: str | Path | None = None, out: str | Path | None
             step, window = step + 1, window + 1
             bar.update()
             if step % p.log_every == 0 or step == end:
+                if world > 1:  # the global batch's metrics: the mean over ranks
+                    names = sorted(totals)
+                    stacked = torch.stack([totals[k].float() for k in names])
+                    torch.distributed.all_reduce(stacked)
+                    totals = dict(zip(names, stacked / world))
                 row = {k: v.item() / window for k, v in totals.items()}  # the only host sync
                 if rank == 0:
                     log.log({"step": step, **row, "seconds_per_step": (time.perf_counter() - started) / window})
