@@ -15,15 +15,27 @@ update, Diffusion Policy 256 × 4, R3M = DrQ-v2 on a frozen encoder), eager; the
 world-model step. Their networks do not depend on the world-model preset, so they are timed once.
 
     python benchmarks/finetune_step.py [--presets tiny small paper] [--agents dreamer drqv2 ...] [--steps N]
-                                       [--compile off|step|graph] [--device cpu]
+                                       [--compile off|step|graph] [--device cpu] [--project]
+
+``--project`` also measures acting (one filtering step + the actor, ``DreamerAgent.observe`` + ``policy``, on
+the device) and the environment step with 64×64 rendering on the host (``dmc-walker-walk``, ``mw-assembly``),
+and projects the hours of one 150k-frame fine-tuning run of the paper's schedule (method §5.7–5.8):
+
+    S = F / R agent steps, U = (F − W) / (R · K) updates, E = F / V evaluations of N episodes of L steps
+    hours = [U · t_update + S · (t_act + t_env) + E · N · L · (t_act + t_env)] / 3600
+
+with F = 150k frames, R = 2, W = 15k warm-up frames, K = 4 agent steps per update (train ratio 256 at
+16 × 64), V = 10k, N = 5, L = 500 (DMC) or 100 (Meta-World). Acting, the environment and updates run one
+after the other, as in ``gsa.train.online``.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import time
 
 # benchmarks/wm_step.py, imported first (it imports gsa, which sets OMP_WAIT_POLICY before torch loads)
-from wm_step import B, DEFAULT_STEPS, PRESETS, T, load_note, synthetic_batch, time_step, world_model_step
+from wm_step import B, DEFAULT_STEPS, PRESETS, T, load_note, sync, synthetic_batch, time_step, world_model_step
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -35,6 +47,7 @@ from gsa.agents.explore import ExPLORe
 from gsa.agents.r3m import FrameEncoder, R3MEncoder
 from gsa.agents.rlpd import RLPD
 from gsa.config import preset
+from gsa.envs import make
 from gsa.models.world_model import WorldModel
 from gsa.train.pretrain import COMPILE_MODES, runtime
 
@@ -77,6 +90,41 @@ def baseline_batch(agent, cfg, device: torch.device, seed: int) -> dict:
 BASELINES = ("drqv2", "uds-rlpd", "explore", "diffusion-policy", "r3m")
 
 
+def acting_seconds(agent: DreamerAgent, cfg, device: torch.device, steps: int = 20) -> float:
+    """Seconds per agent step of acting: filter one 64×64 frame, then the actor's sample."""
+    frame = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8).numpy()
+    action_mask = torch.ones(1, cfg.world_model.action_size, device=device)
+    agent.reset()
+    for i in range(steps + 2):
+        if i == 2:
+            sync(device)
+            start = time.perf_counter()
+        agent.observe(frame)
+        agent.executed(agent.policy(action_mask, explore=True))
+    sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+def env_seconds(task: str, steps: int = 50) -> float:
+    """Seconds per agent step (action repeat 2) of the task's env with 64×64 rendering."""
+    env = make(task, obs="pixels", size=64, action_repeat=2, seed=0)
+    env.reset(seed=0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        env.step(env.action_space.sample())
+    env.close()
+    return (time.perf_counter() - start) / steps
+
+
+def projected_hours(t_update: float, t_act: float, t_env: float, length: int, frames: int = 150_000,
+                    repeat: int = 2, warmup: int = 15_000, every: int = 4, eval_every: int = 10_000,
+                    episodes: int = 5) -> float:
+    """The projection of the module docstring: hours of one fine-tuning run."""
+    steps, updates = frames / repeat, (frames - warmup) / (repeat * every)
+    evaluation = frames / eval_every * episodes * length
+    return (updates * t_update + (steps + evaluation) * (t_act + t_env)) / 3600
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=None,
@@ -88,6 +136,7 @@ def main() -> None:
                         help="compile mode (default: step on CUDA, off on CPU)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--project", action="store_true", help="also project the hours of a 150k-frame run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -111,6 +160,13 @@ def main() -> None:
             print(f"  {name:6s} world model {wm_seconds:7.3f} s/step   fine-tuning update {ft_seconds:7.3f} s/step   "
                   f"ratio {ft_seconds / wm_seconds:5.2f}x   (actor-critic share {1 - wm_seconds / ft_seconds:4.0%}; "
                   f"horizon {f.horizon}, units {f.units}; {steps} steps)", flush=True)
+            if args.project:
+                t_act = acting_seconds(agent, cfg, device)
+                for task, length in (("dmc-walker-walk", 500), ("mw-assembly", 100)):
+                    t_env = env_seconds(task)
+                    hours = projected_hours(ft_seconds, t_act, t_env, length)
+                    print(f"         projection {task}: update {ft_seconds:.3f} s, acting {t_act * 1e3:.1f} ms, env "
+                          f"{t_env * 1e3:.1f} ms per agent step -> {hours:.2f} h per 150k-frame run", flush=True)
         if name != names[0]:
             continue
         for agent_name in (a for a in args.agents if a != "dreamer"):
