@@ -268,6 +268,9 @@ PRESETS: dict[str, dict] = {
         "finetune.retrieval_k": 50, "finetune.bc_steps": 5_000, "finetune.guidance_scale": 1 / 3,
         "finetune.checkpoint_every": 5_000, "r3m.embed_dim": 128, "r3m.steps": 5_000,
         "continual.frames": 30_000, "continual.packnet_retrain_updates": 1_000,
+        # model-free baselines scaled like the actor-critic (units 128): DrQ-v2's 1024-unit MLPs cost ~0.2 s per
+        # update on one of these cores
+        "drqv2.hidden_dim": 256,
     },
     "smoke": {
         "data.root": "data/smoke", "data.dmc_episodes": 6, "data.dmc_length": 100, "data.explore_frames": 2_000,
