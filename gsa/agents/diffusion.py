@@ -23,7 +23,6 @@ from collections import deque
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gsa.agents.drqv2 import Encoder, n_step_transitions

@@ -35,13 +35,13 @@ import torch
 
 from gsa.agents.dreamer import DreamerAgent
 from gsa.agents.packnet import PackNetDrQv2
-from gsa.config import Config
+from gsa.config import Config, to_dict
 from gsa.data.episodes import atomic_write
 from gsa.data.sampler import MixedSampler, Replay
 from gsa.envs import get_spec, mask
 from gsa.paths import results_dir
 from gsa.train import checkpoint
-from gsa.train.finetune import make_guidance, retrieve, run_paths, train_prior
+from gsa.train.finetune import make_guidance, retrieve, run_paths, saved_prior, train_prior
 from gsa.train.online import evaluate, is_done, online, score, task_env
 from gsa.train.pretrain import default_out, load_world_model, pretrain, to_torch
 
@@ -103,7 +103,7 @@ def _gsa_task(cfg, task, position, experiment, wm_path, dataset_root, progress, 
     wm, wm_cfg, _ = load_world_model(wm_path, device)
     cfg.world_model = wm_cfg.world_model
     if saved is not None:
-        checkpoint.check_config(saved["config"], _config(cfg), ckpt)
+        checkpoint.check_config(saved["config"], to_dict(cfg), ckpt)
     retrieved, info = retrieve(cfg, task, wm, wm_path, dataset_root, device, EMBODIMENT)  # pre-trained encoder
     agent = DreamerAgent(wm, cfg, device)
     previous = _previous(cfg, "gsa", experiment, position)
@@ -116,20 +116,10 @@ def _gsa_task(cfg, task, position, experiment, wm_path, dataset_root, progress, 
                          "state" if wm_c.obs == "state" else "observation")
         earlier.episodes = [episode for state in previous for episode in state["replay"]]
         sources.append((earlier, cfg.continual.earlier_share))
-    prior = train_prior(cfg, retrieved, device, progress) if saved is None else _saved_prior(cfg, task, saved, device)
+    prior = train_prior(cfg, retrieved, device, progress) if saved is None else saved_prior(cfg, task, saved, device)
     info = {**info, "position": position, "earlier_episodes": sum(len(s["replay"]) for s in previous)}
     online(cfg, task, agent, run, ckpt, saved, sources, prior, make_guidance(cfg, task), info, method="gsa",
            progress=progress, stop_at=stop)
-
-
-def _saved_prior(cfg, task, saved, device):
-    from gsa.bc import BCPolicy
-
-    wm, spec = cfg.world_model, get_spec(task)
-    prior = BCPolicy(wm.action_size, mask(spec.embodiment.action_size, wm.action_size),
-                     state_size=None if wm.obs == "pixels" else wm.state_size).to(device)
-    prior.load_state_dict(saved["prior"])
-    return prior
 
 
 def _packnet_task(cfg, task, position, experiment, progress, stop) -> None:
@@ -142,7 +132,7 @@ def _packnet_task(cfg, task, position, experiment, progress, stop) -> None:
         saved = checkpoint.load(ckpt, kind="finetune") if ckpt.exists() else None
         checkpoint.seed_everything(cfg.finetune.seed)
         if saved is not None:
-            checkpoint.check_config(saved["config"], _config(cfg), ckpt)
+            checkpoint.check_config(saved["config"], to_dict(cfg), ckpt)
         elif position > 0:                                              # weight hand-over (after the last prune)
             before = run_paths(cfg, c.tasks[position - 1], "packnet", experiment)[1].parent / "packnet.pt"
             agent.load_state_dict(torch.load(before, map_location=device, weights_only=False))
@@ -168,12 +158,6 @@ def _packnet_task(cfg, task, position, experiment, progress, stop) -> None:
     atomic_write(ckpt.parent / "packnet.pt", lambda out: torch.save(agent.state_dict(), out))
     result["score"] = score(task, result["episode_return"], result["success"])
     (run / "packnet.json").write_text(json.dumps({"retrain_updates": c.packnet_retrain_updates, **result}, indent=2))
-
-
-def _config(cfg: Config) -> dict:
-    from gsa.config import to_dict
-
-    return to_dict(cfg)
 
 
 def _table(cfg: Config, method: str, experiment: str) -> Path:

@@ -122,6 +122,15 @@ def train_prior(cfg: Config, retrieved, device, progress: bool = True) -> BCPoli
     return prior
 
 
+def saved_prior(cfg: Config, task: str, saved: dict, device) -> BCPolicy:
+    """π_bc of a resumed run, from its checkpoint."""
+    wm, native = cfg.world_model, get_spec(task).embodiment.action_size
+    prior = BCPolicy(wm.action_size, mask(native, wm.action_size),
+                     state_size=None if wm.obs == "pixels" else wm.state_size).to(device)
+    prior.load_state_dict(saved["prior"])
+    return prior
+
+
 def make_guidance(cfg: Config, task: str) -> Guidance:
     """Execution guidance for ``task``: its benchmark's schedule (method §5.6, unless ``guidance_schedule`` is
     set) over episodes of the task's length in agent steps at ``finetune.action_repeat``."""
@@ -190,12 +199,7 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
         guidance = JumpStart(seed=f.seed) if method == "jsrl-bc" else None
     prior = None
     if (world and f.guidance) or method == "jsrl-bc":
-        prior = BCPolicy(wm_cfg.action_size, mask(spec.embodiment.action_size, wm_cfg.action_size),
-                         state_size=None if wm_cfg.obs == "pixels" else wm_cfg.state_size).to(device)
-        if saved is not None:
-            prior.load_state_dict(saved["prior"])
-        else:
-            prior = train_prior(cfg, retrieved, device, progress)
+        prior = train_prior(cfg, retrieved, device, progress) if saved is None else saved_prior(cfg, task, saved, device)
 
     return online(cfg, task, agent, run, ckpt_path, saved, sources, prior, guidance, retrieval_info,
                   method=method, progress=progress, stop_at=stop_at)
