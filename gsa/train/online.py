@@ -21,6 +21,7 @@ score) in ``run_dir``; the checkpoint and ``events.jsonl`` next to ``ckpt_path``
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import time
@@ -75,6 +76,19 @@ def evaluate(agent, env, episodes: int, seed: int) -> dict:
         successes.append(float(info.get("success", np.nan)))
     agent.acting_state = kept
     return {"episode_return": float(np.mean(returns)), "success": float(np.mean(successes))}
+
+
+def release_memory() -> bool:
+    """Hand the heap's free pages back to the OS (glibc's ``malloc_trim``); False where glibc is absent.
+
+    glibc keeps memory that Python and torch have freed, and the loop's mix of small acting tensors and large
+    update batches leaves it scattered over the heap: a 50k-frame cpu-preset run grew to 17 GB resident, and
+    one at 9.3 GB dropped to 0.8 GB after a trim (two such runs nearly exhausted a 24 GB machine). The loop
+    trims after every episode."""
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
 
 
 def is_done(run: Path, frames: int) -> bool:
@@ -189,6 +203,7 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
         train_log.log(row)
         bar.set_postfix(train_return=f"{episode_return:.1f}")
         totals, count, started = None, 0, time.perf_counter()
+        release_memory()
         if loop["frames"] >= next_checkpoint or loop["frames"] >= end:
             save()
             next_checkpoint = (loop["frames"] // f.checkpoint_every + 1) * f.checkpoint_every
