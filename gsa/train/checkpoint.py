@@ -49,10 +49,11 @@ RESUMABLE = {"name", "data.workers", "pretrain.steps", "pretrain.log_every", "pr
              "finetune.checkpoint_every", "finetune.compile"}
 
 
-def check_config(saved: dict, current: dict, path: str | Path) -> None:
+def check_config(saved: dict, current: dict, path: str | Path, ignore: set[str] = frozenset()) -> None:
     """Resuming needs the settings the checkpoint was made with (except :data:`RESUMABLE`): a mismatch
     raises a ``ValueError`` that names every differing field with both values. Fields the checkpoint does
-    not have were added to the config after it was made, with defaults that keep the old behaviour."""
+    not have were added to the config after it was made, with defaults that keep the old behaviour. Sections
+    in ``ignore`` (e.g. another agent's hyper-parameters) are not compared."""
     def flat(d: dict, prefix: str = "") -> dict:
         out = {}
         for key, value in d.items():
@@ -63,7 +64,7 @@ def check_config(saved: dict, current: dict, path: str | Path) -> None:
         return out
 
     a, b = flat(saved), flat(current)
-    differ = sorted(k for k in a if k not in RESUMABLE and a[k] != b.get(k))
+    differ = sorted(k for k in a if k not in RESUMABLE and k.split(".")[0] not in ignore and a[k] != b.get(k))
     if differ:
         fields = "; ".join(f"{k}: {a.get(k)!r} in the checkpoint, {b.get(k)!r} now" for k in differ)
         raise ValueError(f"{path} was made with other settings ({fields}): resume with the same settings, "

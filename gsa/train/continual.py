@@ -41,7 +41,7 @@ from gsa.data.sampler import MixedSampler, Replay
 from gsa.envs import get_spec, mask
 from gsa.paths import results_dir
 from gsa.train import checkpoint
-from gsa.train.finetune import make_guidance, retrieve, run_paths, saved_prior, train_prior
+from gsa.train.finetune import make_guidance, retrieve, run_paths, saved_prior, train_prior, unused_sections
 from gsa.train.online import evaluate, is_done, online, score, task_env
 from gsa.train.pretrain import default_out, load_world_model, pretrain, to_torch
 
@@ -103,7 +103,7 @@ def _gsa_task(cfg, task, position, experiment, wm_path, dataset_root, progress, 
     wm, wm_cfg, _ = load_world_model(wm_path, device)
     cfg.world_model = wm_cfg.world_model
     if saved is not None:
-        checkpoint.check_config(saved["config"], to_dict(cfg), ckpt)
+        checkpoint.check_config(saved["config"], to_dict(cfg), ckpt, ignore=unused_sections("gsa") - {"continual"})
     retrieved, info = retrieve(cfg, task, wm, wm_path, dataset_root, device, EMBODIMENT)  # pre-trained encoder
     agent = DreamerAgent(wm, cfg, device)
     previous = _previous(cfg, "gsa", experiment, position)
@@ -132,7 +132,7 @@ def _packnet_task(cfg, task, position, experiment, progress, stop) -> None:
         saved = checkpoint.load(ckpt, kind="finetune") if ckpt.exists() else None
         checkpoint.seed_everything(cfg.finetune.seed)
         if saved is not None:
-            checkpoint.check_config(saved["config"], to_dict(cfg), ckpt)
+            checkpoint.check_config(saved["config"], to_dict(cfg), ckpt, ignore=unused_sections("drqv2") - {"continual"})
         elif position > 0:                                              # weight hand-over (after the last prune)
             before = run_paths(cfg, c.tasks[position - 1], "packnet", experiment)[1].parent / "packnet.pt"
             agent.load_state_dict(torch.load(before, map_location=device, weights_only=False))

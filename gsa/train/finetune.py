@@ -171,8 +171,8 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     elif world:
         wm = WorldModel(cfg.world_model).to(device)  # DreamerV3: from scratch
     wm_cfg = cfg.world_model
-    if saved is not None:
-        checkpoint.check_config(saved["config"], to_dict(cfg), ckpt_path)
+    if saved is not None:  # the settings this method uses must match; other agents' sections may change
+        checkpoint.check_config(saved["config"], to_dict(cfg), ckpt_path, ignore=unused_sections(method))
     retrieved, retrieval_info = None, {}
     if (world and (f.rehearsal or f.guidance)) or method in OFFLINE_BASELINES:
         if world and not f.pretrained:
@@ -212,6 +212,15 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
 # frozen encoder trained with R3M's objective on the benchmark's offline data.
 BASELINES = ("drqv2", "jsrl-bc", "uds-rlpd", "explore", "diffusion-policy", "r3m")
 OFFLINE_BASELINES = ("jsrl-bc", "uds-rlpd", "explore", "diffusion-policy")  # GSA's retrieved data, same k
+
+
+AGENT_SECTIONS = {"drqv2": ("drqv2",), "jsrl-bc": ("drqv2",), "uds-rlpd": ("rlpd",), "explore": ("rlpd",),
+                  "diffusion-policy": ("diffusion",), "r3m": ("drqv2", "r3m")}
+
+
+def unused_sections(method: str) -> set[str]:
+    """Config sections of other agents (and of the continual chain): a resumed ``method`` run ignores them."""
+    return {"drqv2", "rlpd", "diffusion", "r3m", "continual"} - set(AGENT_SECTIONS.get(method, ()))
 
 
 def load_results(experiment: str) -> "pd.DataFrame":

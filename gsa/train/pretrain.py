@@ -221,7 +221,8 @@ def pretrain(cfg: Config, root: str | Path | None = None, out: str | Path | None
         state = checkpoint.load(path, kind="pretrain", map_location=device)
         if state["dataset"] != dataset.manifest_sha256:
             raise ValueError(f"{path} was trained on another dataset; use a new output directory")
-        checkpoint.check_config(state["config"], to_dict(cfg), path)
+        checkpoint.check_config(state["config"], to_dict(cfg), path,  # fine-tuning's settings may change
+                                ignore={"finetune", "drqv2", "rlpd", "diffusion", "r3m", "continual"})
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         checkpoint.set_rng_state(state["rng_ranks"][rank] if len(state.get("rng_ranks", [])) == world else state["rng"])
