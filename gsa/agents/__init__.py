@@ -16,5 +16,9 @@ world-model agent, ``frame_stack + n_step`` for DrQ-v2), ``batch_size``, ``updat
 
 - ``dreamer`` — the world-model agent: GSA, its ablations and DreamerV3 (``DreamerAgent``);
 - ``drqv2`` — DrQ-v2, the model-free baseline (``DrQv2``), also JSRL-BC's learner;
-- ``rlpd`` — RLPD, the learner of UDS+RLPD (``RLPD``).
+- ``rlpd`` — RLPD, the learner of UDS+RLPD (``RLPD``);
+- ``explore`` — ExPLORe: RLPD with optimistic labels on the offline rows (``ExPLORe``);
+- ``r3m`` — the R3M-style encoder DrQ-v2 reads, frozen (``R3MEncoder``, ``FrameEncoder``);
+- ``diffusion`` — Diffusion Policy, imitation of the retrieved data (``DiffusionPolicy``);
+- ``packnet`` — PackNet on DrQ-v2 for the continual chain (``PackNetDrQv2``).
 """
