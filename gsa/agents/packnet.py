@@ -61,8 +61,7 @@ class PackNet:
                 chosen.view(-1)[magnitude.view(-1).topk(n).indices] = True
             p.masked_fill_(free & ~chosen, 0.0)
             owner[chosen] = self.task
-            kept.copy_(torch.where(free & ~chosen, torch.zeros_like(p), kept))
-            kept.copy_(torch.where(chosen, p, kept))
+            kept.copy_(torch.where(free, p, kept))  # chosen: their value; pruned: 0 (as p now)
         for p, kept in zip(self.others, self.kept_others):
             kept.copy_(p)
         self.phase = "retrain"
