@@ -109,17 +109,23 @@ def test_submitit_local_executor(root):
 
 
 def test_the_cpu_study_is_fixed_and_puts_the_main_comparison_first():
-    from gsa.experiments.studies import study, study_runs
+    from gsa.experiments.studies import OFFLINE_BASELINES, study, study_runs
 
     runs = study_runs("cpu")
     s = study("cpu")
-    assert len(runs) == len(s.tasks) * (3 + 3 + 1 + 1) == len(set(runs))
     dmc = [t for t in s.tasks if t.startswith("dmc-")]
     mw = [t for t in s.tasks if t.startswith("mw-")]
     assert len(dmc) >= 4 and len(mw) >= 4 and any("quadruped" in t for t in dmc)
+    assert len(runs) == len(s.tasks) * (3 + 3 + 3 + 1 + 1) + len(mw) * 3 * len(OFFLINE_BASELINES) == len(set(runs))
     first = runs[: 2 * len(s.tasks)]  # seed 0 of DreamerV3 and GSA on every task, side by side
     assert {(r.method, r.seed) for r in first} == {("dreamerv3", 0), ("gsa", 0)}
     assert [r.task for r in first[::2]] == list(s.tasks)
-    assert {r.method for r in runs[-2 * len(s.tasks):]} == {"p", "p+er"}
+    order = [r.method for r in runs]
+    groups = [{"dreamerv3", "gsa"}, {"drqv2"}, {"p", "p+er"}, set(OFFLINE_BASELINES)]
+    spans = [(order.index(next(m for m in order if m in g)), max(i for i, m in enumerate(order) if m in g))
+             for g in groups]                               # (first, last) position of each group's runs
+    assert all(spans[k][0] > spans[k - 1][1] for k in range(1, len(groups)))  # group after group
+    offline = [r for r in runs if r.method in OFFLINE_BASELINES]
+    assert {r.task for r in offline} == set(mw)  # the Fig. 4 baselines run on the Meta-World tasks only
     assert {r.method for r in study_runs("cpu", methods=["p"])} == {"p"}
     assert study_runs("cpu", methods=["p"], overrides={"finetune.frames": 1000})[0].config().finetune.frames == 1000

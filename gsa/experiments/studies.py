@@ -12,29 +12,49 @@ Tasks, chosen before any fine-tuning result existed:
 - Meta-World (one world model on noisy-expert data of all 50 tasks): ``assembly``, ``shelf-place`` and
   ``stick-pull`` (hard tasks of the paper; assembly and shelf-place are also in its retrieval table and
   shelf-place is its t-SNE figure) and ``door-open`` (the retrieval table's task with imperfect precision).
-Methods: DreamerV3 from scratch and GSA with 3 seeds each, and the ablations P and P+ER with 1 seed. Runs are
-ordered so that every task gets its first seed of the two main methods first, then the other seeds, then
-the ablations: a study cut short still compares the main methods on every task.
+Methods, in the order they run (every group's runs follow the previous group's):
+1. DreamerV3 from scratch and GSA, 3 seeds each, side by side: the paper's main comparison (Fig. 1/3);
+   every task gets its first seed of both before any task gets a second;
+2. DrQ-v2, 3 seeds: the model-free baseline of Fig. 1/3;
+3. the ablations P and P+ER, 1 seed (Fig. 6);
+4. the offline-data baselines of Fig. 4 on the Meta-World tasks, 3 seeds: JSRL-BC, Diffusion Policy and the
+   R3M-style encoder first, then UDS+RLPD and ExPLORe (at RLPD's update-to-data ratio of 20 they cost
+   hours per run on a CPU core; README "Agent timings").
+A study cut short therefore still compares the main methods on every task.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gsa.envs import get_spec
 from gsa.experiments.sweep import Run, expand
+
+
+SEEDS = (0, 1, 2)
 
 
 @dataclass(frozen=True)
 class Study:
     tasks: tuple[str, ...]
-    methods: tuple[tuple[str, tuple[int, ...]], ...]   # (method, seeds), in order of priority
+    groups: tuple[tuple[tuple, ...], ...]  # groups of (method, seeds[, benchmark the method is limited to])
 
+    @property
+    def methods(self) -> list[tuple[str, tuple[int, ...]]]:
+        """(method, seeds) of every group, in order."""
+        return [(arm[0], arm[1]) for group in self.groups for arm in group]
+
+
+OFFLINE_BASELINES = ("jsrl-bc", "diffusion-policy", "r3m", "uds-rlpd", "explore")  # cheapest first
 
 STUDIES = {
-    "smoke": Study(("dmc-cartpole-balance", "mw-reach"), (("gsa", (0,)), ("dreamerv3", (0,)))),
+    "smoke": Study(("dmc-cartpole-balance", "mw-reach"), ((("gsa", (0,)), ("dreamerv3", (0,))),)),
     "cpu": Study(
         ("dmc-cheetah-run", "dmc-cheetah-run-backwards", "dmc-walker-run-backwards", "dmc-quadruped-run",
          "mw-assembly", "mw-shelf-place", "mw-stick-pull", "mw-door-open"),
-        (("dreamerv3", (0, 1, 2)), ("gsa", (0, 1, 2)), ("p", (0,)), ("p+er", (0,)))),
+        ((("dreamerv3", SEEDS), ("gsa", SEEDS)),
+         (("drqv2", SEEDS),),
+         (("p", (0,)), ("p+er", (0,))),
+         tuple((method, SEEDS, "metaworld") for method in OFFLINE_BASELINES))),
 }
 
 
@@ -47,16 +67,16 @@ def study(preset: str) -> Study:
 def study_runs(preset: str, experiment: str | None = None, tasks=None, methods=None,
                overrides: dict | None = None) -> list[Run]:
     """The study's runs (optionally restricted to ``tasks`` / ``methods``, with config ``overrides``) in the
-    order to run them: for each seed rank, task by task, the two main methods side by side; the ablations
-    after them."""
+    order to run them: group by group; inside a group, for each seed rank, task by task, the group's methods
+    side by side."""
     s = study(preset)
-    chosen = [(m, seeds) for m, seeds in s.methods if methods is None or m in methods]
-    main = {m for m, _ in s.methods[:2]}
     runs = []
-    for group in ([c for c in chosen if c[0] in main], [c for c in chosen if c[0] not in main]):
-        for rank in range(max((len(seeds) for _, seeds in group), default=0)):
+    for group in s.groups:
+        arms = [arm for arm in group if methods is None or arm[0] in methods]
+        for rank in range(max((len(arm[1]) for arm in arms), default=0)):
             for task in tasks or s.tasks:
-                for method, seeds in group:
-                    if rank < len(seeds):
-                        runs += expand(experiment or preset, preset, [method], [task], [seeds[rank]], overrides=overrides)
+                for arm in arms:
+                    if rank < len(arm[1]) and (len(arm) < 3 or get_spec(task).benchmark == arm[2]):
+                        runs += expand(experiment or preset, preset, [arm[0]], [task], [arm[1][rank]],
+                                       overrides=overrides)
     return runs
