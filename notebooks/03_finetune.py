@@ -26,7 +26,9 @@
 # - **Meta-World** — `assembly`, `shelf-place`, `stick-pull` (hard tasks of the paper; assembly and
 #   shelf-place are in its retrieval table, shelf-place is its t-SNE figure) and `door-open` (the retrieval
 #   table's task with imperfect precision);
-# - DreamerV3 and GSA with 3 seeds, P and P+ER with 1 seed.
+# - DreamerV3 and GSA with 3 seeds (run first, side by side), then DrQ-v2 with 3 seeds, P and P+ER with 1
+#   seed, and the offline-data baselines of Fig. 4 (JSRL-BC, Diffusion Policy, R3M-style, UDS+RLPD, ExPLORe)
+#   with 3 seeds on the Meta-World tasks (added in a later session, before any of their runs existed).
 #
 # Runs are idempotent: finished runs (`done.json`, committed with their small result files) are skipped, and
 # with `run = False` nothing is trained at all — the figures are made from the committed results.
