@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from gsa.config import TINY, FinetuneConfig, OptimConfig, WorldModelConfig
-from gsa.models.actor_critic import Actor, ActorCritic, imagine, lambda_returns, make_optimizers, reward_loss
+from gsa.models.actor_critic import (Actor, ActorCritic, frozen, imagine, lambda_returns, make_optimizers,
+                                     reward_loss)
 from gsa.models.world_model import WorldModel
 
 A, REAL = 4, 2  # padded action size, real dims
@@ -274,3 +275,21 @@ def test_optimisers_decay_weights_like_ncrl():
         optimiser.step()
     for old, new in zip(before, params):
         torch.testing.assert_close(new.detach(), old * (1 - 1e-6), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("actor_grad", ["dynamics", "reinforce"])
+def test_compiled_parts_trace_as_whole_graphs(actor_grad):
+    """``compile_losses`` compiles the reward head's loss and the policy loss; each must be one graph with no
+    graph break (a break leaves the rest of the function to run eagerly, in small compiled pieces — it
+    happened when the weights were frozen inside the compiled function). Dynamo's trace only: no codegen."""
+    wm = tiny_world_model()
+    ac = ActorCritic(wm.rssm.feat_size, A, finetune_cfg(actor_grad=actor_grad))
+    b, online = batch(), torch.ones(4, dtype=torch.bool)
+    post = posterior(wm, b)
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(ac.reward_head_loss)(wm.rssm.feat(post), b["reward"], online)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+    with frozen(wm.rssm, ac.reward):  # as ActorCritic.loss calls it
+        explained = torch._dynamo.explain(ac.policy_loss)(wm.rssm, post, b["action_mask"])
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+    torch._dynamo.reset()

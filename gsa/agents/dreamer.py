@@ -45,11 +45,10 @@ class DreamerAgent:
         self.actor_opt, self.critic_opt = make_optimizers(self.ac, f.ac_optim)
         compile_, self.bf16 = runtime(cfg.pretrain.compile, cfg.pretrain.bf16, device)
         self.wm_step = make_train_step(wm, self.wm_opt, cfg.pretrain.optim.grad_clip, compile_, self.bf16, device)
-        # the actor-critic loss (imagination + heads) as one compiled graph: on with the world model's "graph"
-        # mode unless finetune.compile says otherwise (measured on 2 CPU cores, cpu preset: README)
-        self.ac_loss = self.ac.loss
+        # the actor-critic loss as two compiled graphs (reward head; imagination + actor + critic): on with the
+        # world model's "graph" mode unless finetune.compile says otherwise (2 CPU cores, cpu preset: README)
         if f.compile if f.compile is not None else compile_ == "graph":
-            self.ac_loss = torch.compile(self.ac.loss)
+            self.ac.compile_losses()
         self.state, self.prev_action = None, None
         # what the online loop needs to know (gsa.train.online)
         self.window, self.batch_size, self.warmup_frames = f.seq_len, f.batch_size, f.warmup_frames
@@ -96,7 +95,7 @@ class DreamerAgent:
         metrics["wm_loss"] = metrics.pop("loss")
         online = batch["source"] == 0
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            reward_loss, actor_loss, critic_loss, ac_metrics = self.ac_loss(
+            reward_loss, actor_loss, critic_loss, ac_metrics = self.ac.loss(
                 self.wm, post, batch["action_mask"], batch["reward"], online, intrinsic)
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from functools import partial
 
 import torch
 from torch import nn
@@ -241,23 +240,43 @@ class ActorCritic(nn.Module):
         ``intrinsic(feat (H, N, F), actions (H, N, A)) → (H, N)``, if given, replaces the reward head in
         imagination (the Plan2Explore explorer's disagreement, ``gsa/explore.py``): reward[t] is then a
         function of (s_t, a_t), and the reward head is not trained (its loss is 0).
+
+        The two parts are separate functions so that :meth:`compile_losses` can compile each as one graph:
+        the weights are frozen between them, which a compiled graph cannot do (dynamo does not trace
+        ``requires_grad_``).
         """
-        cfg, rssm = self.cfg, world_model.rssm
+        rssm = world_model.rssm
         post = {k: v.detach() for k, v in post.items()}
-        ensemble = isinstance(self.reward, RewardEnsemble)
-        if intrinsic is not None:
-            rew_loss = reward.new_zeros(())
-        else:
-            rew_loss = (self.reward.loss if ensemble else partial(reward_loss, self.reward))(rssm.feat(post), reward, online)
-        B, T = reward.shape
+        rew_loss = reward.new_zeros(()) if intrinsic is not None else self.reward_head_loss(rssm.feat(post), reward, online)
+        with frozen(rssm, self.reward):
+            actor_loss, critic_loss, metrics = self.policy_loss(rssm, post, action_mask, intrinsic)
+        return rew_loss, actor_loss, critic_loss, metrics
+
+    def compile_losses(self) -> None:
+        """torch.compile :meth:`reward_head_loss` and :meth:`policy_loss` (two graphs; the weights are frozen
+        between them, outside the graphs)."""
+        self.reward_head_loss = torch.compile(self.reward_head_loss)
+        self.policy_loss = torch.compile(self.policy_loss)
+
+    def reward_head_loss(self, feat: torch.Tensor, reward: torch.Tensor, online: torch.Tensor) -> torch.Tensor:
+        """The reward head's loss on the online rows (method §5.3)."""
+        if isinstance(self.reward, RewardEnsemble):
+            return self.reward.loss(feat, reward, online)
+        return reward_loss(self.reward, feat, reward, online)
+
+    def policy_loss(self, rssm, post: State, action_mask: torch.Tensor, intrinsic=None):
+        """Imagination from every posterior state (B, T, ...), λ-returns, and the actor and critic losses
+        → (actor loss, critic loss, metrics). Called by :meth:`loss` with the RSSM and reward head frozen."""
+        cfg = self.cfg
+        B, T = next(iter(post.values())).shape[:2]
         start = {k: v.flatten(0, 1) for k, v in post.items()}     # (N, ...), N = B·T
         mask = action_mask[:, None].expand(B, T, -1).flatten(0, 1)  # (N, A)
-        with torch.no_grad() if cfg.actor_grad == "reinforce" else frozen(rssm, self.reward):
+        with torch.no_grad() if cfg.actor_grad == "reinforce" else contextlib.nullcontext():
             states, actions, dists = imagine(rssm, self.actor, start, mask, cfg.horizon)
             feat = rssm.feat(states)                                # (H+1, N, F)
             if intrinsic is not None:
                 imag_reward = intrinsic(feat[:-1], actions)         # (H, N)
-            elif ensemble:                                          # paper Fig. 7: optimistic labels
+            elif isinstance(self.reward, RewardEnsemble):           # paper Fig. 7: optimistic labels
                 imag_reward = optimistic_thompson(self.reward(feat[1:]))
             else:
                 imag_reward = self.reward(feat[1:]).mean()          # (H, N)
@@ -275,7 +294,7 @@ class ActorCritic(nn.Module):
         actor_loss, metrics = self._actor_loss(dists, actions, mask, returns, slow_value[:-1], weight)
         metrics.update(imag_return=returns.mean(), imag_reward=imag_reward.mean(),
                        value=value_dist.mean().detach().mean())
-        return rew_loss, actor_loss, critic_loss, {k: v.detach() for k, v in metrics.items()}
+        return actor_loss, critic_loss, {k: v.detach() for k, v in metrics.items()}
 
     def _actor_loss(self, dist, actions, mask, returns, baseline, weight) -> tuple[torch.Tensor, dict]:
         """−(objective + η·entropy) over the imagined states s_0 … s_{H−1}, weighted by ``weight`` (H, 1) and
