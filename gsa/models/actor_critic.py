@@ -247,7 +247,10 @@ class ActorCritic(nn.Module):
         """
         rssm = world_model.rssm
         post = {k: v.detach() for k, v in post.items()}
-        rew_loss = reward.new_zeros(()) if intrinsic is not None else self.reward_head_loss(rssm.feat(post), reward, online)
+        if intrinsic is not None:
+            rew_loss = reward.new_zeros(())
+        else:
+            rew_loss = self.reward_head_loss(rssm.feat(post), reward, online)
         with frozen(rssm, self.reward):
             actor_loss, critic_loss, metrics = self.policy_loss(rssm, post, action_mask, intrinsic)
         return rew_loss, actor_loss, critic_loss, metrics
