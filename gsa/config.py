@@ -363,11 +363,16 @@ def hyperparameter_table(cfg: Config) -> "pd.DataFrame":
     import pandas as pd
 
     def notes(cls) -> dict[str, str]:
-        out = {}
+        out, last = {}, None
         for line in inspect.getsource(cls).splitlines():
-            name, sep, rest = line.strip().partition(":")
+            text, indent = line.strip(), len(line) - len(line.lstrip())
+            name, sep, rest = text.partition(":")
             if sep and name.isidentifier() and "#" in rest:
-                out[name] = rest.split("#", 1)[1].strip()
+                out[name], last = rest.split("#", 1)[1].strip(), (name, indent)
+            elif last and text.startswith("#") and indent > last[1]:  # a comment continued under the first line
+                out[last[0]] += " " + text[1:].strip()
+            else:
+                last = None
         return out
 
     rows = []

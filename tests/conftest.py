@@ -3,6 +3,19 @@ import gsa  # noqa: F401  (sets MUJOCO_GL / LP_NUM_THREADS before any test modul
 import pytest
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: tiny models gain nothing from two, crawl when the cores are shared (two
+    OpenMP threads on a busy 2-core machine made test_actor_critic 30x slower), and the summation order (so
+    bit-exact results) depends on the thread count. Modules use it with ``pytestmark``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def smoke_data(tmp_path_factory):
     """A small real dataset (cartpole, walker, Meta-World reach), collected once per test session."""

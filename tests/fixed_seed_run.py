@@ -9,16 +9,28 @@ It uses only the API that existed before the online loop was factored out of ``g
     git worktree add /tmp/ref a727256
     PYTHONPATH=/tmp/ref GSA_ROOT=/tmp/refrun python tests/fixed_seed_run.py tests/fixtures/refactor
 
-``tests/test_refactor.py`` runs it on this checkout and compares.
-"""
-import shutil
-import sys
-from pathlib import Path
+``tests/test_refactor.py`` runs it on this checkout with ``--as-before`` and compares.
 
-from gsa.config import preset
-from gsa.data.collect import collect
-from gsa.train.finetune import finetune
-from gsa.train.pretrain import pretrain
+Every bit of a run depends on the CPU's code paths, not only on the code: one thread (summation order), and
+the kernels torch, MKL and oneDNN pick for the CPU they find (an AVX-512 machine sums in another order than
+an AVX2 one; a reference made on one drifted by 3e-4 in a GSA return on another). So the script pins them to
+AVX2 before torch loads, which any x86_64 CPU of the last decade has (elsewhere the variables do nothing).
+"""
+import os
+
+os.environ.update(ATEN_CPU_CAPABILITY="avx2", MKL_CBWR="AVX2,STRICT", ONEDNN_MAX_CPU_ISA="AVX2",
+                  OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+import shutil  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from gsa.config import preset  # noqa: E402
+from gsa.data.collect import collect  # noqa: E402
+from gsa.train.finetune import finetune  # noqa: E402
+from gsa.train.pretrain import pretrain  # noqa: E402
 
 SETTINGS = {
     "data.dmc_embodiments": ("cartpole",), "data.dmc_episodes": 1, "data.dmc_length": 40,
@@ -43,10 +55,26 @@ def main(root: Path, out: Path) -> None:
             shutil.copy(run / name, out / method / name)
 
 
-if __name__ == "__main__":
-    import os
+def as_before() -> None:
+    """Re-draw the random numbers of the throw-away ``BCPolicy`` that the code before the refactor built before
+    ``train_prior`` built the one it trains (this checkout only; tests/test_refactor.py says why)."""
+    import gsa.train.finetune as ft
+    from gsa.bc import BCPolicy
+    from gsa.envs import get_spec, mask
 
-    import torch
-    torch.set_num_threads(1)  # summation order (and so every bit) depends on the thread count
+    train_prior = ft.train_prior
+
+    def wrapped(cfg, retrieved, device, progress=True):
+        wm = cfg.world_model
+        BCPolicy(wm.action_size, mask(get_spec("mw-reach").embodiment.action_size, wm.action_size),
+                 state_size=None if wm.obs == "pixels" else wm.state_size)
+        return train_prior(cfg, retrieved, device, progress)
+    ft.train_prior = wrapped
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    if "--as-before" in sys.argv:
+        as_before()
     os.environ.setdefault("GSA_RESULTS_DIR", os.path.join(os.environ["GSA_ROOT"], "results"))
     main(Path(os.environ["GSA_ROOT"]), Path(sys.argv[1]).resolve())

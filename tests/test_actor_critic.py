@@ -12,16 +12,7 @@ from gsa.models.world_model import WorldModel
 
 A, REAL = 4, 2  # padded action size, real dims
 MASK = (torch.arange(A) < REAL).float()
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is fastest, and immune to other jobs on the same cores (two
-    OpenMP threads on a shared 2-core machine made this file 30× slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def finetune_cfg(**kw) -> FinetuneConfig:

@@ -11,13 +11,7 @@ MASK = np.array([1, 1, 0], np.float32)  # 2 real action dims padded to A_max = 3
 SMALL = dict(channels=(8, 16, 16, 16), feature=16, hidden=32)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from 2 threads, and they crawl when the cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_paper_network_shapes_and_zero_padding():

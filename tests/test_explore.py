@@ -16,12 +16,7 @@ SMALL = {"data.explore_frames": 3_000, "data.explore_snapshots": (0.5, 1.0), "fi
          "finetune.horizon": 5, "finetune.checkpoint_every": 400, "data.dmc_length": 20}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_disagreement_is_higher_on_novel_than_on_repeated_transitions():

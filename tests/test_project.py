@@ -187,3 +187,13 @@ def test_no_project_file_points_outside_the_repository():
     offenders = [f for f in files if (ROOT / f).is_file() and not f.endswith((".png", ".pdf"))
                  and needle in (ROOT / f).read_text(errors="ignore")]
     assert not offenders, offenders
+
+
+def test_hyperparameter_notes_keep_comments_continued_on_the_next_lines():
+    """A field's comment that runs onto further comment lines (indented under it) is one note; a comment block
+    above the next field is not part of it."""
+    from gsa.config import hyperparameter_table, preset
+
+    notes = hyperparameter_table(preset("paper")).set_index(["section", "name"])["note"]
+    assert notes["data", "dmc_sources"].endswith("(gsa/explore.py), early to late")
+    assert notes["rlpd", "shift_pad"] == "random-shift augmentation (pixels)"  # not the ExPLORe block below it

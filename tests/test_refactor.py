@@ -6,44 +6,25 @@ mw-reach, 800 frames, fixed seed) ran on the commit before the refactor (a727256
 One difference is known and explained, and the test makes it explicit: the code before the refactor built a
 throw-away ``BCPolicy`` before ``train_prior`` built the one it trains (its weights were overwritten on
 resume and unused otherwise). Building it drew from torch's random stream, so the trained prior's
-initialisation, and everything after it, differs. Re-drawing the same numbers here gives back the old run
-bit for bit: the refactor changed nothing else.
+initialisation, and everything after it, differs. Re-drawing the same numbers (the script's ``--as-before``)
+gives back the old run bit for bit: the refactor changed nothing else.
 
-The reference was made with torch 2.13 on an x86_64 CPU with one thread; the comparison allows float noise
+The script runs in its own process because it pins torch's, MKL's and oneDNN's CPU code paths to AVX2
+before torch loads (one thread): the reference was made that way on an AVX-512 machine with torch 2.13, and
+without the pin another CPU's kernels drift by up to 3e-4 over the run. The comparison allows float noise
 (rtol 1e-5), not a different run.
 """
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
-import torch
 
-import gsa.train.finetune as ft
-from gsa.bc import BCPolicy
-from gsa.envs import get_spec, mask
-
-from fixed_seed_run import METHODS, main
-
+SCRIPT = Path(__file__).parent / "fixed_seed_run.py"
 REFERENCE = Path(__file__).parent / "fixtures" / "refactor"
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the reference: the summation order depends on the thread count
-    yield
-    torch.set_num_threads(threads)
-
-
-def as_before(train_prior):
-    """``train_prior`` preceded by the throw-away policy the pre-refactor code built (same random draws)."""
-    def wrapped(cfg, retrieved, device, progress=True):
-        wm = cfg.world_model
-        BCPolicy(wm.action_size, mask(get_spec("mw-reach").embodiment.action_size, wm.action_size),
-                 state_size=None if wm.obs == "pixels" else wm.state_size)
-        return train_prior(cfg, retrieved, device, progress)
-    return wrapped
+METHODS = ("dreamerv3", "gsa")  # the script's (not imported: importing it would pin this process's kernels)
 
 
 def same_run(ours: pd.DataFrame, reference: pd.DataFrame) -> None:
@@ -56,11 +37,11 @@ def same_run(ours: pd.DataFrame, reference: pd.DataFrame) -> None:
             assert (a == b).all(), column
 
 
-def test_fixed_seed_runs_match_the_code_before_the_refactor(tmp_path, monkeypatch, one_thread):
-    monkeypatch.setenv("GSA_ROOT", str(tmp_path))
-    monkeypatch.setenv("GSA_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setattr(ft, "train_prior", as_before(ft.train_prior))
-    main(tmp_path, tmp_path / "out")
+def test_fixed_seed_runs_match_the_code_before_the_refactor(tmp_path):
+    env = {**os.environ, "GSA_ROOT": str(tmp_path), "GSA_RESULTS_DIR": str(tmp_path / "results")}
+    done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "out"), "--as-before"], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
     for method in METHODS:
         for name in ("train.csv", "eval.csv"):
             same_run(pd.read_csv(tmp_path / "out" / method / name), pd.read_csv(REFERENCE / method / name))

@@ -11,12 +11,7 @@ from gsa.models.actor_critic import ActorCritic, RewardEnsemble, optimistic_thom
 from tests.test_actor_critic import MASK, A, batch, finetune_cfg, posterior, tiny_world_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_ots_picks_the_optimistic_member_with_the_stated_probability():
