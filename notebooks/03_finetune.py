@@ -197,3 +197,50 @@ if logs:
     ax.set_ylabel("share of steps by the BC prior"), ax.set_xlabel("environment frames")
     ax.legend(fontsize=6)
     plots.save(fig, f"finetune_{experiment}_guidance", preset)
+
+# %% [markdown]
+# ## Why: training episodes with and without the prior, and the world model's fit
+# Where GSA's scores do or do not separate from DreamerV3's, the training logs say why, without any new run.
+# Every training episode of a finished run, split by whether the BC prior acted in it (guided: warm-up
+# episodes and guidance windows; JSRL-BC's roll-ins count too): how many, their mean return, the share with
+# any reward (on shelf-place, Meta-World's reward stays 0 until the block is lifted) and their successes.
+# If guided episodes find reward and successes but evaluations (the RL policy alone) stay at 0, the prior
+# explores well and the policy has not yet learned to do what it showed.
+
+# %%
+logs = []
+for r in runs:
+    path = r.paths()[0]
+    if (path / "done.json").exists():
+        log = pd.read_csv(path / "train.csv")
+        guided = log["guided"] if "guided" in log else pd.Series(False, index=log.index)
+        logs.append(log.assign(task=r.task, method=r.label, seed=r.seed, guided=guided.astype(bool)))
+if logs:
+    episodes = pd.concat(logs)
+    episodes["rewarded"] = episodes.episode_return > 0
+    by = episodes.groupby(["task", "method", "guided"])
+    split = by.agg(runs=("seed", "nunique"), episodes=("episode", "size"), mean_return=("episode_return", "mean"),
+                   rewarded=("rewarded", "mean"), successes=("success", lambda s: int((s > 0).sum())))
+    split.to_csv(results_dir() / f"finetune_{experiment}_guided_split.csv")
+    display(split.round(2))
+
+# %% [markdown]
+# The world model's fit during fine-tuning, per 10k frames (mean over the logged updates and runs): its
+# observation-reconstruction loss (on the whole batch: GSA's hold retrieved rows, 4 of 16; DreamerV3's are
+# online only) and the reward head's loss (online rows only, as it is trained). A world model pre-trained on
+# the non-curated data should start far lower on the first; the second shows how hard the task's reward is
+# to predict.
+
+# %%
+if logs and "recon" in episodes:
+    fit = episodes.dropna(subset=["recon"]).copy()
+    fit["frames"] = (fit.frame - 1) // cfg.finetune.eval_every * cfg.finetune.eval_every + cfg.finetune.eval_every
+    if len(fit):
+        fig, ax = plt.subplots(figsize=(5, 3))
+        sns.lineplot(fit, x="frames", y="recon", hue="task", style="method", errorbar=None, ax=ax)
+        ax.set_yscale("log"), ax.set_ylabel("reconstruction loss"), ax.set_xlabel("environment frames")
+        ax.legend(fontsize=6)
+        plots.save(fig, f"finetune_{experiment}_world_model_fit", preset)
+        for column in ("recon", "reward_loss"):
+            display(fit.pivot_table(index=["task", "method"], columns="frames", values=column).round(3)
+                    .style.set_caption(column))

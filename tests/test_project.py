@@ -72,7 +72,8 @@ def write_synthetic_study(preset: str, extra_methods: tuple[str, ...] = ()) -> N
             ret = (300 if good else 100) * frame / 4000 + rng.normal(0, 5)
             rows.append(f"{frame},{ret},{success},{100 * success if run.task.startswith('mw-') else ret / 10}")
         (path / "eval.csv").write_text("\n".join(rows) + "\n")
-        (path / "train.csv").write_text("frame,episode,prior_steps\n200,1,100\n400,2,50\n")
+        (path / "train.csv").write_text("frame,episode,episode_return,success,guided,prior_steps,recon,reward_loss\n"
+                                        f"200,1,5.0,0.0,{retrieves},100,,\n400,2,0.0,1.0,False,50,0.5,1.0\n")
         (path / "retrieval.json").write_text(json.dumps({"k": 8, "embodiment": "x", "precision_at_k": 0.5,
                                                          "embodiment_precision": 1.0} if retrieves else {}))
         (path / "done.json").write_text(json.dumps({"frames": 4000}))
@@ -82,6 +83,7 @@ def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_
     """notebooks/03_finetune with run=False: figures, aggregates and the claim check from eval.csv files alone
     (synthetic ones here, where GSA is better by construction), no checkpoint, no world model."""
     import nbformat
+    import pandas as pd
 
     from gsa.reproduce import run_notebook
 
@@ -91,9 +93,15 @@ def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_
     output = run_notebook("03_finetune", "smoke", run=False, bootstrap_reps=400)
     text = "\n".join(o.get("text", "") for c in nbformat.read(output, as_version=4).cells for o in c.get("outputs", []))
     assert "ratio" in text and "target (ratio >= 1.3 and separated CIs):" in text
-    for name in ("finetune_smoke", "finetune_smoke_aggregate", "finetune_smoke_metrics", "finetune_smoke_guidance"):
+    for name in ("finetune_smoke", "finetune_smoke_aggregate", "finetune_smoke_metrics", "finetune_smoke_guidance",
+                 "finetune_smoke_world_model_fit"):
         assert (tmp_path / "figures" / "smoke" / f"{name}.png").exists(), name
     assert "target (ratio >= 1.3 and separated CIs): met" in text  # GSA is 3x better in these synthetic runs
+    split = pd.read_csv(tmp_path / "results" / "finetune_smoke_guided_split.csv")
+    gsa = split[split.method == "gsa"]  # each run (one per task): a guided episode (5.0), an unguided success
+    assert len(gsa) == 4 and (gsa[gsa.guided].mean_return == 5.0).all() and (gsa[gsa.guided].rewarded == 1).all()
+    assert (gsa[~gsa.guided].successes == 1).all()
+    assert not split[split.method == "dreamerv3"].guided.any()
 
 
 def test_theory_notebook_runs_and_writes_its_figures(tmp_path, monkeypatch):
