@@ -181,8 +181,11 @@ class RLPDConfig:
     seed_frames: int = 5_000              # uniform random actions before learning starts
     frame_stack: int = 3                  # pixels
     shift_pad: int = 4                    # random-shift augmentation (pixels)
-    # ExPLORe (``explore``, Li et al. 2023): offline rows labelled r̂(s, a) + bonus_scale · RND bonus
+    # ExPLORe (``explore``, Li et al. 2023): offline rows labelled optimistically, r̂(s, a) + bonus_scale · b(s, a)
     bonus_scale: float = 1.0
+    novelty: str = "ensemble"             # b: "ensemble" = std of a reward ensemble, r̂ its mean (UCB; paper App. G.3
+                                          # replaced ExPLORe's RND with ensembles); "rnd" = the original RND bonus
+    reward_members: int = 5               # reward models in the "ensemble" variant
 
 
 @dataclass

@@ -242,8 +242,8 @@ def test_uds_rlpd_mixes_retrieved_data_half_and_half_with_zero_rewards(state_set
 
 
 def test_explore_labels_the_retrieved_half_and_learns_a_reward_model_online(state_setup):
-    """ExPLORe: RLPD with GSA's retrieved data as its offline half, labelled by the reward model + RND bonus
-    (so not UDS's zeros), the reward model trained on the online rows."""
+    """ExPLORe: RLPD with GSA's retrieved data as its offline half, labelled by the reward ensemble's mean +
+    standard deviation (so not UDS's zeros), the ensemble trained on the online rows; and the RND variant."""
     cfg, wm_path = state_setup
     cfg = copy.deepcopy(cfg)
     for key, value in {"rlpd.batch_size": 4, "rlpd.utd": 2, "rlpd.critics": 3, "rlpd.hidden_dim": 16,
@@ -252,7 +252,10 @@ def test_explore_labels_the_retrieved_half_and_learns_a_reward_model_online(stat
     run = finetune(cfg, TASK, "explore", world_model=wm_path, experiment="explore", progress=False)
     train = pd.read_csv(run / "train.csv")
     assert not train["guided"].any() and train["updates"].iloc[-1] == (800 - 600) // 2
-    assert np.isfinite(train["reward_loss"].dropna()).all() and np.isfinite(train["rnd_loss"].dropna()).all()
+    assert np.isfinite(train["reward_loss"].dropna()).all() and "rnd_loss" not in train
+    set_field(cfg, "rlpd.novelty", "rnd")
+    run = finetune(cfg, TASK, "explore", world_model=wm_path, experiment="explore-rnd", progress=False)
+    assert np.isfinite(pd.read_csv(run / "train.csv")["rnd_loss"].dropna()).all()
     info = pd.read_json(run / "retrieval.json", typ="series")
     assert info["embodiment_precision"] == 1.0 and info["k"] == 2
 

@@ -208,7 +208,7 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
 # Agents other than the world-model agent (method §7): DrQ-v2 from scratch; JSRL-BC = DrQ-v2 with the BC
 # prior trained on GSA's retrieved data as its guide for the first h steps of each episode; UDS+RLPD = RLPD
 # with GSA's retrieved data as its offline half, rewards 0; ExPLORe = RLPD with that half labelled by a
-# learned reward plus an RND bonus; Diffusion Policy = imitation of the retrieved data; R3M = DrQ-v2 on a
+# reward ensemble's UCB (or RND); Diffusion Policy = imitation of the retrieved data; R3M = DrQ-v2 on a
 # frozen encoder trained with R3M's objective on the benchmark's offline data.
 BASELINES = ("drqv2", "jsrl-bc", "uds-rlpd", "explore", "diffusion-policy", "r3m")
 OFFLINE_BASELINES = ("jsrl-bc", "uds-rlpd", "explore", "diffusion-policy")  # GSA's retrieved data, same k
