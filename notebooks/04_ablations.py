@@ -86,10 +86,14 @@ if present:
     ax.set_ylabel("final normalised score"), ax.legend(fontsize=7)
     ax.set_title(f"components, {preset} preset at {budget // 1000}k frames")
     plots.save(fig, "ablation_components", preset)
-    complete = [m for m in present if set(final[final.method == m].task) >= set(tasks)]
-    agg = analysis.aggregates(final, complete, reps=bootstrap_reps)
-    agg.to_csv(tables / "ablation_components.csv", index=False)
-    display(agg[agg.metric.isin(["IQM", "mean", "optimality gap"])].round(1))
+    common = set.intersection(*(set(final[final.method == m].task) for m in present))
+    if common:  # rliable over the tasks every present component has
+        agg = analysis.aggregates(final, present, reps=bootstrap_reps)
+        agg.to_csv(tables / "ablation_components.csv", index=False)
+        display(agg[agg.metric.isin(["IQM", "mean", "optimality gap"])].round(1))
+    else:
+        (tables / "ablation_components.csv").unlink(missing_ok=True)
+        print("no task has finished runs of every component yet: no aggregate")
 else:
     print("not run: no component has finished runs")
 missing = [m for m in components if m not in present]
