@@ -89,17 +89,18 @@ def _sweep(args) -> None:
         if not sep:
             raise SystemExit(f"--variant {text!r} must look like NAME:section.field=value")
         variants.setdefault(name, {}).update(parse_overrides([setting]))
-    if args.study:  # the preset's study (gsa/experiments/studies.py), optionally narrowed by --methods/--tasks
+    if args.study:  # the preset's study (gsa/experiments/studies.py), optionally narrowed by --methods/--tasks/--seeds
         from gsa.experiments.studies import study_runs
 
         if variants:
             raise SystemExit("gsa sweep: --variant does not combine with --study")
-        runs = study_runs(args.preset, args.experiment, args.tasks, args.methods, parse_overrides(args.override))
+        runs = study_runs(args.preset, args.experiment, args.tasks, args.methods, parse_overrides(args.override),
+                          args.seeds)
     else:
         if not args.tasks:
             raise SystemExit("gsa sweep: give --tasks (or --study for the preset's study)")
         runs = expand(args.experiment or args.preset, args.preset, args.methods or ["gsa", "dreamerv3"], args.tasks,
-                      args.seeds, variants or None, parse_overrides(args.override))
+                      args.seeds or [0, 1, 2], variants or None, parse_overrides(args.override))
     status = sweep(runs, workers=args.workers, executor=args.executor)
     failed = {name: s for name, s in status.items() if s != "done"}
     print(f"{len(status) - len(failed)} of {len(status)} runs done" + "".join(f"\n  {n}: {s}" for n, s in failed.items()))
@@ -154,10 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("sweep", help="methods × tasks × seeds of fine-tuning runs (resumable)")
     _preset_arguments(p)
     p.add_argument("--study", action="store_true", help="the preset's study: its tasks, methods and seeds "
-                   "(gsa/experiments/studies.py); --methods / --tasks narrow it")
+                   "(gsa/experiments/studies.py); --methods / --tasks / --seeds narrow it")
     p.add_argument("--methods", nargs="+", default=None, help="default: gsa dreamerv3")
     p.add_argument("--tasks", nargs="+", default=None)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (--study: the study's)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE",
                    help="a variant with an override, e.g. k250:finetune.retrieval_k=250 (repeatable)")
     p.add_argument("--experiment", default=None, help="results/runs/<experiment>/... (default: the preset name)")

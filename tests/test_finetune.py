@@ -1,5 +1,6 @@
 """GSA fine-tuning: method switches, retrieval, resume after a kill."""
 import copy
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -205,6 +206,13 @@ def test_drqv2_runs_through_the_online_loop_and_resumes_like_an_uninterrupted_ru
     np.testing.assert_allclose(b[numeric].to_numpy(float), a[numeric].to_numpy(float), rtol=1e-5, atol=1e-6)
     pd.testing.assert_frame_equal(pd.read_csv(straight / "eval.csv"), pd.read_csv(resumed / "eval.csv"))
     assert not list(straight.parent.glob("retrieval*"))
+    # a run whose results folder was deleted while its checkpoint stayed starts again, complete
+    orphan = finetune(cfg, TASK, "drqv2", experiment="drq-orphan", progress=False, stop_at=400)
+    shutil.rmtree(orphan)
+    with pytest.warns(UserWarning, match="results were deleted"):
+        again = finetune(cfg, TASK, "drqv2", experiment="drq-orphan", progress=False)
+    assert (again / "config.json").exists()
+    pd.testing.assert_frame_equal(pd.read_csv(straight / "eval.csv"), pd.read_csv(again / "eval.csv"))
 
 
 def test_jsrl_bc_guides_the_first_h_steps_with_the_prior_on_retrieved_data(state_setup):

@@ -129,3 +129,4 @@ def test_the_cpu_study_is_fixed_and_puts_the_main_comparison_first():
     assert {r.task for r in offline} == set(mw)  # the Fig. 4 baselines run on the Meta-World tasks only
     assert {r.method for r in study_runs("cpu", methods=["p"])} == {"p"}
     assert study_runs("cpu", methods=["p"], overrides={"finetune.frames": 1000})[0].config().finetune.frames == 1000
+    assert {r.seed for r in study_runs("cpu", seeds=[2])} == {2} and len(study_runs("cpu", seeds=[2])) < len(runs)

@@ -65,8 +65,8 @@ def study(preset: str) -> Study:
 
 
 def study_runs(preset: str, experiment: str | None = None, tasks=None, methods=None,
-               overrides: dict | None = None) -> list[Run]:
-    """The study's runs (optionally restricted to ``tasks`` / ``methods``, with config ``overrides``) in the
+               overrides: dict | None = None, seeds=None) -> list[Run]:
+    """The study's runs (optionally restricted to ``tasks`` / ``methods`` / ``seeds``, with config ``overrides``) in the
     order to run them: group by group; inside a group, for each seed rank, task by task, the group's methods
     side by side."""
     s = study(preset)
@@ -76,7 +76,8 @@ def study_runs(preset: str, experiment: str | None = None, tasks=None, methods=N
         for rank in range(max((len(arm[1]) for arm in arms), default=0)):
             for task in tasks or s.tasks:
                 for arm in arms:
-                    if rank < len(arm[1]) and (len(arm) < 3 or get_spec(task).benchmark == arm[2]):
+                    if rank < len(arm[1]) and (len(arm) < 3 or get_spec(task).benchmark == arm[2]) \
+                            and (seeds is None or arm[1][rank] in seeds):
                         runs += expand(experiment or preset, preset, [arm[0]], [task], [arm[1][rank]],
                                        overrides=overrides)
     return runs

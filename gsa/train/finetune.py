@@ -18,6 +18,7 @@ committed results and no checkpoints skips it too).
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,10 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     if is_done(run, f.frames):
         return run
     saved = checkpoint.load(ckpt_path, kind="finetune") if ckpt_path.exists() else None
+    if saved is not None and not (run / "config.json").exists():  # results deleted, checkpoint left behind
+        warnings.warn(f"{run} has no results but {ckpt_path} exists: its results were deleted, so the run starts "
+                      "again from frame 0 (resuming would leave its logs without their first rows)")
+        saved = None
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     checkpoint.seed_everything(f.seed)
     # -- world model, retrieved data, prior (Alg. 1 lines 1–3); baselines with offline data use GSA's -------
