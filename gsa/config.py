@@ -274,6 +274,10 @@ PRESETS: dict[str, dict] = {
         # model-free baselines scaled like the actor-critic (units 128): DrQ-v2's 1024-unit MLPs cost ~0.2 s per
         # update on one of these cores
         "drqv2.hidden_dim": 256,
+        # RLPD (uds-rlpd, explore) at its paper size (UTD 20, 10 critics of 256 units, batch 256) costs ~1 s per
+        # agent step on one of these cores (arithmetic-bound), ~6-8 h per 50k-frame run: units and batch halved
+        # like the world model's (units 128, sequences 32) and UTD 10, still an update-heavy RLPD (docs/deviations.md)
+        "rlpd.hidden_dim": 128, "rlpd.batch_size": 128, "rlpd.utd": 10,
     },
     "smoke": {
         "data.root": "data/smoke", "data.dmc_episodes": 6, "data.dmc_length": 100, "data.explore_frames": 2_000,
