@@ -10,6 +10,8 @@
     gsa sweep --preset cpu --study            the preset's study (gsa/experiments/studies.py)
     gsa continual --preset cpu --method gsa|packnet [--seeds 0]
                                               the continual chain stand → … → roll-fast (resumable)
+    gsa diagnose RUN_DIR [RUN_DIR …]           a finished run's reward-head and world-model fit on online and
+                                              retrieved rows (needs its checkpoint and the dataset)
     gsa reproduce [--preset smoke] [names…]   execute the notebooks (figures/ and results/)
 
 Overrides are dotted config fields, e.g. ``-o data.root=/scratch/gsa -o data.workers=16``. Bad input (an
@@ -108,6 +110,16 @@ def _sweep(args) -> None:
         raise SystemExit(1)
 
 
+def _diagnose(args) -> None:
+    import pandas as pd
+
+    from gsa.diagnostics import diagnose
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
+        for run in args.runs:
+            print(f"{run}:\n{diagnose(run).to_string(index=False)}")
+
+
 def _reproduce(args) -> None:
     from gsa.reproduce import reproduce
 
@@ -165,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
     p.add_argument("--executor", default="local", choices=["local", "slurm", "submitit-local"])
     p.set_defaults(func=_sweep)
+    p = sub.add_parser("diagnose", help="reward-head and world-model fit of finished runs (diagnostics.json)")
+    p.add_argument("runs", nargs="+", help="results/runs/<experiment>/<method>/<task>/seed<k>")
+    p.set_defaults(func=_diagnose)
     p = sub.add_parser("reproduce", help="execute the notebooks with papermill")
     p.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"])
     p.add_argument("notebooks", nargs="*", help="notebook names (default: all of the preset)")

@@ -64,6 +64,14 @@ class TaskEnv(gymnasium.Env):
         finally:
             set_physics_state(self.model, self.data, current)
 
+    def restore(self, state: np.ndarray, task_state: np.ndarray | None = None) -> np.ndarray:
+        """Start an episode from a stored physics state (and, in Meta-World, the episode's ``task_state``);
+        returns its observation. Stepping the stored actions from there replays the episode exactly
+        (MuJoCo is deterministic), which recovers the rewards of any task of the same model."""
+        self.reset(seed=0)
+        set_physics_state(self.model, self.data, state)
+        return self._observe()
+
     def _observe(self) -> np.ndarray:
         return self.render() if self.obs_mode == "pixels" else self._state_obs()
 

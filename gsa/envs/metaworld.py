@@ -6,6 +6,7 @@ import mujoco
 import numpy as np
 
 from gsa.envs.base import TaskEnv
+from gsa.envs.render import set_physics_state
 from gsa.envs.registry import TaskSpec
 
 CAMERA_POSITION = (0.75, 0.075, 0.7)  # `corner2` moved here (NCRL); must be set before reset()
@@ -57,6 +58,18 @@ class MetaWorldEnv(TaskEnv):
                 env._set_pos_site(*site)
             self._steps = None
         return super().render_state(state)
+
+    def restore(self, state: np.ndarray, task_state: np.ndarray | None = None) -> np.ndarray:
+        env = self._env
+        if task_state is not None:  # reset places this episode's goal and objects
+            env._last_rand_vec, env._freeze_rand_vec = np.array(task_state, np.float64), True
+        try:
+            self.reset()
+        finally:
+            env._freeze_rand_vec = False
+        set_physics_state(self.model, self.data, state)
+        self._last_obs = env._get_obs()
+        return self._observe()
 
     def reset(self, *, seed: int | None = None, options=None):
         if seed is not None:

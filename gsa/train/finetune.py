@@ -95,7 +95,7 @@ def retrieve(cfg: Config, task: str, wm: WorldModel, wm_path: Path, dataset_root
     retrieved = dataset.subset(ids)
     info = {"k": len(ids), "embodiment": spec.domain,
             "precision_at_k": db.precision_at_k(ids, task) if spec.benchmark == "metaworld" else None,
-            "embodiment_precision": float(np.mean(retrieved.manifest["embodiment"] == spec.domain))}
+            "embodiment_precision": float(np.mean(retrieved.manifest["embodiment"] == spec.domain)), "ids": ids}
     return retrieved, info
 
 

@@ -1,0 +1,144 @@
+"""Why a fine-tuning run learned what it did: how well its world model and reward head fit the online
+episodes and the retrieved offline trajectories (the cpu study's investigation, README "The cpu study").
+
+    report = diagnose("results/runs/cpu/gsa/mw-door-open/seed0")   # → also writes diagnostics.json there
+
+The offline data is reward-free (method §1), so the reward head is trained on online rows only; yet
+imagination starts from every posterior state, offline ones included (method §5.5). Whether the head's
+rewards on the retrieved trajectories are right is therefore what rehearsal's value depends on. Their
+true rewards are recovered here, never shown to the learner: each trajectory is replayed in the task's
+environment from its stored first physics state with its stored actions (MuJoCo is deterministic, so the
+replayed states must equal the stored ones; a trajectory whose replay diverges, e.g. a Meta-World episode
+of another task, has no reward label and counts only as "offline, other").
+
+Per group (online episodes of the run's replay; retrieved offline trajectories of the task itself; other
+retrieved ones), over every step: the reward head's mean absolute error, its mean prediction against the
+mean true reward, their correlation, and the world model's reconstruction error (squared error of
+symlog states, summed over dimensions, as in the training loss). It needs the run's checkpoint and the
+dataset, i.e. the session that ran it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gsa.config import from_dict
+from gsa.data.episodes import atomic_write, load_episode
+from gsa.envs import get_spec, make, mask
+from gsa.models.actor_critic import ActorCritic
+from gsa.models.world_model import WorldModel
+from gsa.train import checkpoint
+from gsa.train.finetune import METHODS, retrieve, run_paths
+from gsa.train.pretrain import load_world_model, open_dataset, world_model_path
+
+
+def replay_rewards(env, episode: dict, atol: float = 1e-2) -> np.ndarray | None:
+    """The task rewards (T+1,) of a stored episode (0 at its first frame, as the online replay stores them),
+    by replaying its actions in ``env`` from its first physics state; None if the replay leaves the stored
+    states by more than ``atol`` (the episode is not of this task's model or placement). DMC replays are
+    exact; Meta-World's drift by up to ~1e-3 over 100 steps (its mocap-driven hand and solver warm start
+    are not part of the stored state), while the replayed return matched the logged one to 1e-7."""
+    native = env.action_space.shape[0]
+    states = episode["state"]
+    if episode["physics"].shape[1:] != env.physics_state().shape:  # another embodiment
+        return None
+    obs = env.restore(episode["physics"][0], episode.get("task_state"))
+    if obs.shape != states[0].shape or not np.allclose(obs, states[0], atol=atol):
+        return None
+    rewards = [0.0]
+    for t in range(1, len(states)):
+        obs, reward, _, _, _ = env.step(episode["action"][t][:native])
+        if not np.allclose(obs, states[t], atol=atol):
+            return None
+        rewards.append(reward)
+    return np.asarray(rewards, np.float32)
+
+
+@torch.no_grad()
+def fit(wm: WorldModel, ac: ActorCritic, state: np.ndarray, action: np.ndarray, action_mask: torch.Tensor) -> tuple:
+    """(predicted reward (T,), reconstruction error (T,)) of one episode, filtered from its first frame."""
+    S, A = wm.cfg.state_size, wm.cfg.action_size
+    batch = {"state": torch.zeros(1, len(state), S), "action": torch.zeros(1, len(state), A),
+             "is_first": torch.zeros(1, len(state), dtype=torch.bool), "action_mask": action_mask}
+    batch["state"][0, :, : state.shape[1]] = torch.as_tensor(state)    # (1, T, S) zero-padded
+    batch["action"][0, :, : action.shape[1]] = torch.as_tensor(action)  # (1, T, A) zero-padded
+    batch["is_first"][0, 0] = True
+    post, _ = wm.observe(batch)
+    feat = wm.rssm.feat(post)
+    recon = (wm.decode(post) - wm.target(batch["state"])).square().sum(-1)  # (1, T)
+    head = ac.reward(feat)                                              # TwoHot, or (M, 1, T) for an ensemble
+    reward = head.mean(0) if isinstance(head, torch.Tensor) else head.mean()
+    return reward.reshape(-1).numpy(), recon.reshape(-1).numpy()
+
+
+def summarise(group: str, rows: list[tuple]) -> dict:
+    """One group's statistics over all its steps; ``rows`` = [(predicted, true or None, recon)] per episode."""
+    pred = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0)
+    recon = np.concatenate([r[2] for r in rows]) if rows else np.zeros(0)
+    out = {"group": group, "episodes": len(rows), "steps": len(pred), "reward_pred": float(pred.mean()) if len(pred) else None,
+           "recon": float(recon.mean()) if len(recon) else None, "reward_true": None, "reward_mae": None, "reward_corr": None}
+    if rows and all(r[1] is not None for r in rows):
+        true = np.concatenate([r[1] for r in rows])
+        out.update(reward_true=float(true.mean()), reward_mae=float(np.abs(pred - true).mean()),
+                   reward_corr=float(np.corrcoef(pred, true)[0, 1]) if true.std() > 0 and pred.std() > 0 else None)
+    return out
+
+
+def retrieved_ids(cfg, run: Path, task: str, dataset_root) -> list[str]:
+    """The run's retrieved trajectories: from its retrieval.json, else GSA's of the same experiment, task
+    and seed, else retrieved again with the pre-trained model (DreamerV3 retrieves nothing itself)."""
+    for path in (run / "retrieval.json", run.parent.parent.parent / "gsa" / task / run.name / "retrieval.json"):
+        if path.exists() and (ids := json.loads(path.read_text()).get("ids")):
+            return ids
+    wm_path = world_model_path(cfg, get_spec(task).benchmark)
+    wm, _, state = load_world_model(wm_path)
+    return retrieve(cfg, task, wm, wm_path, dataset_root, torch.device("cpu"), state.get("benchmark", "all"))[1]["ids"]
+
+
+def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: bool = True) -> pd.DataFrame:
+    """The fit table of a world-model run (GSA, its ablations or DreamerV3) at its last checkpoint; written
+    to ``<run>/diagnostics.json`` (with the checkpoint's frame) unless ``write`` is off."""
+    run = Path(run)
+    meta = json.loads((run / "config.json").read_text())
+    task, method = meta.pop("task"), meta.pop("method")
+    cfg = from_dict(meta)
+    if method not in METHODS:
+        raise ValueError(f"{run}: {method} has no world model to diagnose (world-model methods: {sorted(METHODS)})")
+    if cfg.world_model.obs != "state":
+        raise ValueError(f"{run}: diagnostics replay state-mode runs only (this one is {cfg.world_model.obs})")
+    experiment, label = run.parent.parent.parent.name, run.parent.parent.name
+    _, ckpt_path = run_paths(cfg, task, label, experiment)
+    if not ckpt_path.exists():
+        raise FileNotFoundError(f"{run}: its checkpoint {ckpt_path} is gone (checkpoints are not committed; "
+                                "diagnose a run in the session that ran it)")
+    saved = checkpoint.load(ckpt_path, kind="finetune")
+    spec = get_spec(task)
+    wm = WorldModel(cfg.world_model)
+    ac = ActorCritic(wm.rssm.feat_size, cfg.world_model.action_size, cfg.finetune)
+    wm.load_state_dict(saved["agent"]["wm"])
+    ac.load_state_dict(saved["agent"]["ac"])
+    wm.eval()
+    ac.eval()
+    action_mask = torch.as_tensor(mask(spec.embodiment.action_size, cfg.world_model.action_size))[None]
+
+    online = [fit(wm, ac, np.stack(e["state"]), np.stack(e["action"]), action_mask) + (np.asarray(e["reward"]),)
+              for e in saved["replay"] if len(e["action"]) > 1]
+    groups = {"online": [(p, r, c) for p, c, r in online], "offline, task": [], "offline, other": []}
+    dataset = open_dataset(cfg, dataset_root)
+    manifest = dataset.manifest.set_index("id")
+    env = make(task, obs="state", action_repeat=cfg.finetune.action_repeat)
+    for episode_id in retrieved_ids(cfg, run, task, dataset_root):
+        episode = load_episode(dataset.root / manifest.loc[episode_id, "path"])
+        true = replay_rewards(env, episode)
+        pred, recon = fit(wm, ac, episode["state"], episode["action"], action_mask)
+        groups["offline, task" if true is not None else "offline, other"].append((pred, true, recon))
+    table = pd.DataFrame([summarise(g, rows) for g, rows in groups.items()])
+    if write:
+        report = {"method": method, "task": task, "frame": int(saved["loop"]["frames"]),
+                  "groups": table.replace({np.nan: None}).to_dict("records")}
+        atomic_write(run / "diagnostics.json", lambda out: out.write(json.dumps(report, indent=2).encode()))
+    return table
