@@ -115,6 +115,8 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
     if not ckpt_path.exists():
         raise FileNotFoundError(f"{run}: its checkpoint {ckpt_path} is gone (checkpoints are not committed; "
                                 "diagnose a run in the session that ran it)")
+    dataset = open_dataset(cfg, dataset_root)  # what is missing fails first
+    ids = retrieved_ids(cfg, run, task, dataset_root)
     saved = checkpoint.load(ckpt_path, kind="finetune")
     spec = get_spec(task)
     wm = WorldModel(cfg.world_model)
@@ -128,10 +130,9 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
     online = [fit(wm, ac, np.stack(e["state"]), np.stack(e["action"]), action_mask) + (np.asarray(e["reward"]),)
               for e in saved["replay"] if len(e["action"]) > 1]
     groups = {"online": [(p, r, c) for p, c, r in online], "offline, task": [], "offline, other": []}
-    dataset = open_dataset(cfg, dataset_root)
     manifest = dataset.manifest.set_index("id")
     env = make(task, obs="state", action_repeat=cfg.finetune.action_repeat)
-    for episode_id in retrieved_ids(cfg, run, task, dataset_root):
+    for episode_id in ids:
         episode = load_episode(dataset.root / manifest.loc[episode_id, "path"])
         true = replay_rewards(env, episode)
         pred, recon = fit(wm, ac, episode["state"], episode["action"], action_mask)

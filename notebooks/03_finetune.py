@@ -244,3 +244,27 @@ if logs and "recon" in episodes:
         for column in ("recon", "reward_loss"):
             display(fit.pivot_table(index=["task", "method"], columns="frames", values=column).round(3)
                     .style.set_caption(column))
+
+# %% [markdown]
+# The reward head on the retrieved data. It is trained on online rows only (the offline data has no
+# rewards), yet imagination starts from the retrieved rows' states too, so rehearsal helps only as far as
+# the head's rewards there are right. `gsa diagnose <run>` measures it at the end of a run (it needs the
+# run's checkpoint and the dataset, so it runs in the session that trained it) and writes
+# `diagnostics.json`: per group (online episodes; retrieved trajectories of the task itself, whose true
+# rewards it recovers by replaying their actions in the env; other retrieved ones), the head's mean
+# absolute error, its mean prediction against the mean true reward, their correlation, and the world
+# model's reconstruction error.
+
+# %%
+rows = []
+for r in runs:
+    path = r.paths()[0] / "diagnostics.json"
+    if path.exists():
+        report = json.loads(path.read_text())
+        rows += [{"task": r.task, "method": r.label, "seed": r.seed, "frame": report["frame"], **g} for g in report["groups"]]
+diagnostics = pd.DataFrame(rows)
+if len(diagnostics):
+    diagnostics.to_csv(results_dir() / f"finetune_{experiment}_diagnostics.csv", index=False)
+    display(diagnostics.set_index(["task", "method", "seed", "group"]).round(3))
+else:
+    print("no run has diagnostics.json yet (gsa diagnose <run> in the session that ran it)")

@@ -102,8 +102,23 @@ def run_one(run: Run) -> str:
         except BlockingIOError:
             return "busy"
         if not run.done():
-            finetune(run.config(), run.task, run.method, experiment=run.experiment, progress=False, label=run.label)
+            path = finetune(run.config(), run.task, run.method, experiment=run.experiment, progress=False,
+                            label=run.label)
+            _diagnose(run, path)
     return "done"
+
+
+def _diagnose(run: Run, path: Path) -> None:
+    """``gsa diagnose`` of a finished state-mode world-model run while its checkpoint exists (best effort:
+    without the dataset, e.g. DreamerV3 in a session that has none, it only says why on stderr)."""
+    from gsa.diagnostics import diagnose
+    from gsa.train.finetune import METHODS
+
+    if run.method in METHODS and run.config().world_model.obs == "state":
+        try:
+            diagnose(path)
+        except (OSError, ValueError, KeyError) as error:
+            print(f"[sweep] {run.name}: no diagnostics.json ({error})", file=sys.stderr)
 
 
 def sweep(runs: list[Run], workers: int | None = None, retries: int = 2, executor: str = "local",
