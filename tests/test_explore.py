@@ -61,15 +61,16 @@ def test_explorer_resumes_keeps_snapshots_and_feeds_collection(tmp_path):
 @pytest.mark.timeout(3600)
 def test_explorer_covers_more_of_cartpoles_state_space_than_random(tmp_path):
     """Coverage = occupied cells of a 10⁴ grid over cartpole's (cart position, pole angle, cart velocity,
-    pole angular velocity) in 20 episodes; the explorer's last snapshot after 20k frames against uniform
-    random actions. (A first version counted a 20 × 20 grid over position and angle only: random actions
-    fill all 400 of its cells, since the unactuated pole falls and swings through every angle, so no
-    explorer could pass it. Measured in December 2026 with both grids: explorer 70 vs random 400 cells, and
-    125 vs 1,258 here — the explorer pins the cart to a wall; README "Curiosity data".)"""
+    pole angular velocity) in 20 episodes; the explorer's last snapshot after 20k frames at train ratio 128
+    (the cpu preset's) against uniform random actions. Measured in December 2026: explorer 2,284 vs random
+    1,258 cells. At train ratio 32 (~560 updates) the explorer pinned the cart to a wall: 125 vs 1,258. (A
+    first version counted a 20 × 20 grid over position and angle only; random actions fill all 400 of its
+    cells, since the unactuated pole swings through every angle, so no explorer could pass it.)"""
     cfg = preset("smoke", {"data.root": str(tmp_path / "data"), "data.dmc_embodiments": ("cartpole",),
                            "world_model.obs": "state", "data.explore_frames": 20_000, "data.explore_snapshots": (1.0,),
                            "data.dmc_episodes": 40, "data.dmc_sources": ("p2e", "random"), "data.dmc_length": None,
-                           "data.mw_tasks": (), "finetune.batch_size": 16, "finetune.units": 128})
+                           "data.mw_tasks": (), "finetune.batch_size": 16, "finetune.units": 128,
+                           "data.explore_train_ratio": 128})
     manifest = collect(cfg, progress=False)
     from gsa.data import load_episode
 
