@@ -28,7 +28,7 @@ import torch
 
 from gsa.config import from_dict
 from gsa.data.episodes import atomic_write, load_episode
-from gsa.envs import get_spec, make, mask
+from gsa.envs import get_spec, make, mask, pad
 from gsa.models.actor_critic import ActorCritic
 from gsa.models.world_model import WorldModel
 from gsa.train import checkpoint
@@ -61,12 +61,9 @@ def replay_rewards(env, episode: dict, atol: float = 1e-2) -> np.ndarray | None:
 @torch.no_grad()
 def fit(wm: WorldModel, ac: ActorCritic, state: np.ndarray, action: np.ndarray, action_mask: torch.Tensor) -> tuple:
     """(predicted reward (T,), reconstruction error (T,)) of one episode, filtered from its first frame."""
-    S, A = wm.cfg.state_size, wm.cfg.action_size
-    batch = {"state": torch.zeros(1, len(state), S), "action": torch.zeros(1, len(state), A),
-             "is_first": torch.zeros(1, len(state), dtype=torch.bool), "action_mask": action_mask}
-    batch["state"][0, :, : state.shape[1]] = torch.as_tensor(state)    # (1, T, S) zero-padded
-    batch["action"][0, :, : action.shape[1]] = torch.as_tensor(action)  # (1, T, A) zero-padded
-    batch["is_first"][0, 0] = True
+    batch = {"state": torch.as_tensor(pad(state, wm.cfg.state_size), dtype=torch.float32)[None],      # (1, T, S)
+             "action": torch.as_tensor(pad(action, wm.cfg.action_size), dtype=torch.float32)[None],   # (1, T, A)
+             "is_first": torch.arange(len(state))[None] == 0, "action_mask": action_mask}
     post, _ = wm.observe(batch)
     feat = wm.rssm.feat(post)
     recon = (wm.decode(post) - wm.target(batch["state"])).square().sum(-1)  # (1, T)
@@ -118,6 +115,7 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
     dataset = open_dataset(cfg, dataset_root)  # what is missing fails first
     ids = retrieved_ids(cfg, run, task, dataset_root)
     saved = checkpoint.load(ckpt_path, kind="finetune")
+    checkpoint.seed_everything(cfg.finetune.seed)  # the posterior samples its latents: same seed, same table
     spec = get_spec(task)
     wm = WorldModel(cfg.world_model)
     ac = ActorCritic(wm.rssm.feat_size, cfg.world_model.action_size, cfg.finetune)
@@ -127,9 +125,11 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
     ac.eval()
     action_mask = torch.as_tensor(mask(spec.embodiment.action_size, cfg.world_model.action_size))[None]
 
-    online = [fit(wm, ac, np.stack(e["state"]), np.stack(e["action"]), action_mask) + (np.asarray(e["reward"]),)
-              for e in saved["replay"] if len(e["action"]) > 1]
-    groups = {"online": [(p, r, c) for p, c, r in online], "offline, task": [], "offline, other": []}
+    groups = {"online": [], "offline, task": [], "offline, other": []}  # [(predicted, true or None, recon)]
+    for e in saved["replay"]:
+        if len(e["action"]) > 1:
+            pred, recon = fit(wm, ac, np.stack(e["state"]), np.stack(e["action"]), action_mask)
+            groups["online"].append((pred, np.asarray(e["reward"]), recon))
     manifest = dataset.manifest.set_index("id")
     env = make(task, obs="state", action_repeat=cfg.finetune.action_repeat)
     for episode_id in ids:

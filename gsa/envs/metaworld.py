@@ -1,6 +1,8 @@
 """Meta-World v3 single tasks as in the NCRL code (method §2)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import metaworld
 import mujoco
 import numpy as np
@@ -43,32 +45,37 @@ class MetaWorldEnv(TaskEnv):
     def task_state(self) -> np.ndarray:
         return np.array(self._env._last_rand_vec, np.float64)
 
+    @contextmanager
+    def _placed(self, task_state: np.ndarray):
+        """Inside: resets of the model place the goal and objects of ``task_state`` (an episode's
+        ``info['task_state']``) instead of drawing new ones."""
+        env = self._env
+        env._last_rand_vec, env._freeze_rand_vec = np.array(task_state, np.float64), True
+        try:
+            yield
+        finally:
+            env._freeze_rand_vec = False
+
     def render_state(self, state: np.ndarray, task_state: np.ndarray | None = None) -> np.ndarray:
         """Render a stored physics state; ``task_state`` (an episode's ``info['task_state']``) first
         places that episode's goal and objects, which live in the model, not in the physics state.
         Placing another episode's task ends the current episode (call ``reset`` before stepping)."""
         if task_state is not None and not np.array_equal(task_state, self.task_state()):
-            env = self._env
-            env._last_rand_vec, env._freeze_rand_vec = np.array(task_state, np.float64), True
-            try:
-                env.reset_model()
-            finally:
-                env._freeze_rand_vec = False
-            for site in env._target_site_config:
-                env._set_pos_site(*site)
+            with self._placed(task_state):
+                self._env.reset_model()
+            for site in self._env._target_site_config:
+                self._env._set_pos_site(*site)
             self._steps = None
         return super().render_state(state)
 
     def restore(self, state: np.ndarray, task_state: np.ndarray | None = None) -> np.ndarray:
-        env = self._env
-        if task_state is not None:  # reset places this episode's goal and objects
-            env._last_rand_vec, env._freeze_rand_vec = np.array(task_state, np.float64), True
-        try:
+        if task_state is None:
             self.reset()
-        finally:
-            env._freeze_rand_vec = False
+        else:
+            with self._placed(task_state):  # reset places this episode's goal and objects
+                self.reset()
         set_physics_state(self.model, self.data, state)
-        self._last_obs = env._get_obs()
+        self._last_obs = self._env._get_obs()
         return self._observe()
 
     def reset(self, *, seed: int | None = None, options=None):
