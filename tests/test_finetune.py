@@ -101,6 +101,9 @@ def test_killed_gsa_run_resumes_like_an_uninterrupted_one(state_setup):
     pd.testing.assert_frame_equal(pd.read_csv(straight / "eval.csv"), pd.read_csv(resumed / "eval.csv"))
     results = load_results("killed")
     assert set(results["method"]) == {"gsa"} and results["frame"].tolist() == [400, 800]
+    for run in (straight, resumed):  # the online phase's wall and CPU time, summed over the resume
+        done = json.loads((run / "done.json").read_text())
+        assert done["frames"] == 800 and done["seconds"] > 0 and 0 < done["cpu_seconds"] < 4 * done["seconds"]
     # a finished run is skipped
     assert finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="killed", progress=False) == resumed
 

@@ -122,7 +122,10 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
     sampler = MixedSampler(mixed, agent.batch_size, agent.window, wm_cfg.action_size, seed=f.seed, obs_key=obs_key,
                            obs_shape=obs_shape)
     rng = np.random.default_rng(f.seed)
-    loop = {"frames": 0, "steps": 0, "updates": 0, "episodes": 0, "seconds": 0.0}
+    # seconds: wall time of the online phase; cpu_seconds: this process's CPU time (one core per run in a study,
+    # so it says what the run costs without the other jobs sharing the machine; None for a run resumed from a
+    # checkpoint written before it was counted)
+    loop = {"frames": 0, "steps": 0, "updates": 0, "episodes": 0, "seconds": 0.0, "cpu_seconds": 0.0}
     train_log, eval_log = CSVLogger(run / "train.csv", "frame"), CSVLogger(run / "eval.csv", "frame")
     if saved is not None:
         agent.load_state_dict(saved["agent"])
@@ -131,7 +134,7 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
             guidance.rng.bit_generator.state = saved["guidance_rng"]
         rng.bit_generator.state = saved["rng_numpy"]
         checkpoint.set_rng_state(saved["rng"])
-        loop = {"seconds": 0.0, **saved["loop"]}
+        loop = {"seconds": 0.0, "cpu_seconds": None, **saved["loop"]}
         train_log.resume_at(loop["frames"])
         eval_log.resume_at(loop["frames"])
     else:
@@ -144,7 +147,9 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
 
     def save() -> None:
         loop["seconds"] += time.perf_counter() - clock[0]
-        clock[0] = time.perf_counter()
+        if loop["cpu_seconds"] is not None:
+            loop["cpu_seconds"] += time.process_time() - clock[1]
+        clock[:] = time.perf_counter(), time.process_time()
         checkpoint.save(ckpt_path, kind="finetune", config=to_dict(cfg), agent=agent.state_dict(),
                         prior=None if prior is None else prior.state_dict(), replay=replay.episodes,
                         guidance_rng=None if guidance is None else guidance.rng.bit_generator.state,
@@ -156,7 +161,7 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
     end = f.frames if stop_at is None else min(stop_at, f.frames)
     bar = tqdm(total=f.frames, initial=loop["frames"], desc=f"{method} {task}", unit="frame", disable=not progress)
     totals, count, started = None, 0, time.perf_counter()
-    clock = [started]  # wall time since the last checkpoint
+    clock = [started, time.process_time()]  # wall and CPU time at the last checkpoint
     while loop["frames"] < end:
         obs, _ = env.reset(seed=f.seed * 100_000 + loop["episodes"])
         agent.reset()
@@ -212,6 +217,8 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
     eval_env.close()
     if loop["frames"] >= f.frames:
         summary = {k: loop[k] for k in ("frames", "updates", "episodes")}
-        atomic_write(run / "done.json", lambda out: out.write(json.dumps({**summary, "seconds": round(loop["seconds"], 1)}).encode()))
+        cpu = None if loop["cpu_seconds"] is None else round(loop["cpu_seconds"], 1)
+        atomic_write(run / "done.json", lambda out: out.write(json.dumps(
+            {**summary, "seconds": round(loop["seconds"], 1), "cpu_seconds": cpu}).encode()))
         event(ckpt_path, "done", loop["frames"])
     return run
