@@ -151,3 +151,33 @@ def comparison_table(final: pd.DataFrame, methods: list[str], tasks: list[str], 
             row[f"{method} (paper @{budget})"] = "–" if pd.isna(value) else f"{value * scale:.{digits}f}"
         rows.append(row)
     return pd.DataFrame(rows).set_index("task")
+
+
+def run_table(runs) -> pd.DataFrame:
+    """One row per finished run of ``runs`` (sweep ``Run``s with a ``done.json``): its score at every evaluation,
+    what its training episodes did (Meta-World: how many earned reward, how many succeeded and how many of those
+    the BC prior guided; DMC: the mean return of the last 10), and its wall and CPU minutes (the online phase;
+    CPU time is recorded from December 2026 on)."""
+    import json
+
+    def minutes(seconds: float | None) -> int | None:
+        return None if seconds is None else round(seconds / 60)
+
+    rows = []
+    for run in runs:
+        path = run.paths()[0]
+        if not (path / "done.json").exists():
+            continue
+        done = json.loads((path / "done.json").read_text())
+        evals, train = pd.read_csv(path / "eval.csv"), pd.read_csv(path / "train.csv")
+        if run.task.startswith("mw-"):
+            succeeded = train["success"] > 0
+            episodes = f"{len(train)}: {int((train['episode_return'] > 0).sum())} with reward, {int(succeeded.sum())} successes"
+            if "guided" in train and train["guided"].any():
+                episodes += f" ({int((succeeded & train['guided']).sum())} guided)"
+        else:
+            episodes = f"{len(train)}: return {train['episode_return'].tail(10).mean():.0f} (last 10)"
+        rows.append({"task": run.task, "method": run.label, "seed": run.seed,
+                     "scores": " / ".join(f"{s:.0f}" for s in evals["score"]), "training episodes": episodes,
+                     "minutes": minutes(done.get("seconds")), "CPU minutes": minutes(done.get("cpu_seconds"))})
+    return pd.DataFrame(rows, columns=["task", "method", "seed", "scores", "training episodes", "minutes", "CPU minutes"])

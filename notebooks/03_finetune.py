@@ -82,6 +82,17 @@ status = read_status(runs)
 status.pivot_table(index=["task", "method"], columns="seed", values="status", aggfunc="first")
 
 # %% [markdown]
+# Every finished run: its score at each evaluation, what its training episodes did, and its minutes (wall
+# time of the online phase, which depends on what else shared the machine, and its CPU time).
+
+# %%
+finished_runs = analysis.run_table(runs)
+order = {m: i for i, m in enumerate(methods)}
+finished_runs = finished_runs.sort_values(["method", "task", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
+finished_runs.to_csv(results_dir() / f"finetune_{experiment}_runs.csv", index=False)
+finished_runs
+
+# %% [markdown]
 # ## Learning curves per task
 # Normalised score: Meta-World success × 100, DMC return / 10; mean and 95% CI over seeds (runs still
 # in progress contribute the evaluations they have).

@@ -76,7 +76,7 @@ def write_synthetic_study(preset: str, extra_methods: tuple[str, ...] = ()) -> N
                                         f"200,1,5.0,0.0,{retrieves},100,,\n400,2,0.0,1.0,False,50,0.5,1.0\n")
         (path / "retrieval.json").write_text(json.dumps({"k": 8, "embodiment": "x", "precision_at_k": 0.5,
                                                          "embodiment_precision": 1.0} if retrieves else {}))
-        (path / "done.json").write_text(json.dumps({"frames": 4000}))
+        (path / "done.json").write_text(json.dumps({"frames": 4000, "seconds": 600.0, "cpu_seconds": 540.0}))
 
 
 def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_training(tmp_path, monkeypatch):
@@ -102,6 +102,11 @@ def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_
     assert len(gsa) == 4 and (gsa[gsa.guided].mean_return == 5.0).all() and (gsa[gsa.guided].rewarded == 1).all()
     assert (gsa[~gsa.guided].successes == 1).all()
     assert not split[split.method == "dreamerv3"].guided.any()
+    runs = pd.read_csv(tmp_path / "results" / "finetune_smoke_runs.csv").set_index(["method", "task", "seed"])
+    assert len(runs) == 4 and (runs["minutes"] == 10).all() and (runs["CPU minutes"] == 9).all()
+    assert runs.loc[("gsa", "mw-reach", 0), "training episodes"] == "2: 1 with reward, 1 successes (0 guided)"
+    assert runs.loc[("dreamerv3", "mw-reach", 0), "training episodes"] == "2: 1 with reward, 1 successes"
+    assert runs.loc[("gsa", "mw-reach", 0), "scores"] == "0 / 100 / 100 / 100"
 
 
 def test_theory_notebook_runs_and_writes_its_figures(tmp_path, monkeypatch):
