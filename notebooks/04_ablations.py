@@ -153,6 +153,16 @@ if not variants:
 # %% [markdown]
 # ## Fig. 7 · Uncertainty-aware reward instead of guidance, and Fig. 8 · fine-tuned parts
 # These fill in once the runs labelled `p+er.ots`, `gsa.encoder_decoder` and `gsa.dynamics` exist.
+#
+# The cpu preset's runs of these variants use the paper's own tasks (fixed in December 2026, before any of
+# them ran), 3 seeds, 50k frames:
+# - Fig. 7 on `mw-assembly` and `mw-stick-pull` (the paper's two tasks), beside the cpu study's `gsa` and
+#   `p+er` runs there:
+#   `gsa sweep --preset cpu --methods p+er --tasks mw-assembly mw-stick-pull --variant ots:finetune.reward_uncertainty=True`
+# - Fig. 8 on `dmc-quadruped-walk` (the paper's task) and `dmc-quadruped-run` (the cpu study's quadruped
+#   task, whose `gsa` runs are the "all" reference; on quadruped-walk `gsa` runs as well):
+#   `gsa sweep --preset cpu --methods gsa --tasks dmc-quadruped-walk dmc-quadruped-run --variant encoder_decoder:finetune.train_parts=encoder_decoder --variant dynamics:finetune.train_parts=dynamics`
+#   and `gsa sweep --preset cpu --methods gsa --tasks dmc-quadruped-walk`.
 
 # %%
 slots = {"Fig. 7 uncertainty-aware reward": ["p+er", "p+er.ots", "gsa"],

@@ -18,8 +18,8 @@ Methods, in the order they run (every group's runs follow the previous group's):
 2. DrQ-v2, 3 seeds: the model-free baseline of Fig. 1/3;
 3. the ablations P and P+ER, 1 seed (Fig. 6);
 4. the offline-data baselines of Fig. 4 on the Meta-World tasks, 3 seeds: JSRL-BC, Diffusion Policy and the
-   R3M-style encoder first, then UDS+RLPD and ExPLORe (at RLPD's update-to-data ratio of 20 they cost
-   hours per run on a CPU core; README "Agent timings").
+   R3M-style encoder first, then UDS+RLPD and ExPLORe (RLPD updates its critics many times per agent step:
+   ~1-1.5 h per run on a free CPU core even at the cpu preset's update-to-data ratio of 10).
 A study cut short therefore still compares the main methods on every task.
 """
 from __future__ import annotations
