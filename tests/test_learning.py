@@ -33,6 +33,19 @@ def config(root, **extra):
         "finetune.guidance_schedule": "linear(1,0,10000)", "finetune.bc_steps": 2_000, **extra})
 
 
+def evaluations(cfg, task: str, method: str, offline: bool = True) -> pd.DataFrame:
+    """Fine-tune ``method`` on ``task`` (after collecting the smoke dataset and pre-training its world models
+    when the method uses ``offline`` data) → its eval.csv, printed for the record."""
+    if offline:
+        collect(cfg, progress=False)
+        pretrain_all(cfg, progress=False)
+    run = finetune(cfg, task, method, experiment="learning", progress=False)
+    evals = pd.read_csv(run / "eval.csv")
+    print(evals.to_string())
+    print((run / "done.json").read_text())
+    return evals
+
+
 @pytest.fixture(scope="module")
 def env_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("learning")
@@ -46,14 +59,8 @@ def env_root(tmp_path_factory):
 @pytest.mark.timeout(4 * 3600)
 @pytest.mark.parametrize("method", ["dreamerv3", "gsa"])
 def test_cartpole_balance_from_state(env_root, method):
-    cfg = config(env_root)
-    if method == "gsa":  # the smoke dataset (with Plan2Explore data) and its DMC world model
-        collect(cfg, progress=False)
-        pretrain_all(cfg, progress=False)
-    run = finetune(cfg, TASK, method, experiment="learning", progress=False)
-    evals = pd.read_csv(run / "eval.csv")
-    print(evals.to_string())
-    print((run / "done.json").read_text())
+    # GSA: the smoke dataset (with Plan2Explore data) and its DMC world model
+    evals = evaluations(config(env_root), TASK, method, offline=method == "gsa")
     assert evals["episode_return"].max() >= 700, evals
 
 
@@ -76,11 +83,7 @@ def test_baseline_learns_cartpole_balance_from_state(env_root, method):
     rlpd = method in ("uds-rlpd", "explore")
     cfg = config(env_root, **BASELINE_SETTINGS, **(RLPD_CPU if rlpd else {}),
                  **{"finetune.frames": RLPD_FRAMES if rlpd else FRAMES})
-    collect(cfg, progress=False)
-    pretrain_all(cfg, progress=False)
-    run = finetune(cfg, TASK, method, experiment="learning", progress=False)
-    evals = pd.read_csv(run / "eval.csv")
-    print(evals.to_string())
+    evals = evaluations(cfg, TASK, method)
     assert evals["episode_return"].max() >= 700, evals
 
 
@@ -88,30 +91,22 @@ def test_baseline_learns_cartpole_balance_from_state(env_root, method):
 @pytest.mark.timeout(4 * 3600)
 def test_diffusion_policy_imitates_reach_from_the_retrieved_noisy_experts(env_root):
     cfg = config(env_root, **{"finetune.frames": 20_000, "finetune.retrieval_k": 5})
-    collect(cfg, progress=False)
-    pretrain_all(cfg, progress=False)
-    run = finetune(cfg, "mw-reach", "diffusion-policy", experiment="learning", progress=False)
-    evals = pd.read_csv(run / "eval.csv")
-    print(evals.to_string())
+    evals = evaluations(cfg, "mw-reach", "diffusion-policy")
     assert evals["success"].max() >= 0.4, evals
 
 
 # JSRL-BC on cartpole-balance stayed at 135 from 10k to 21k frames (DrQ-v2 alone: 851 at 10k;
 # results/learning_check.csv). Its guide is the BC prior of non-curated cartpole data (it imitates random, OU and
-# explorer actions: no balancing controller), and JSRL rolls it in for the first h ∈ {0, 10, …, 100} agent steps of every episode. Measured:
-# 100 uniform-random agent steps leave the pole where the rest of the episode earns 0.70 per agent step (zero
-# actions from there), against 1.55 with zero actions from the start; so in ten episodes of eleven the learner
-# likely starts from a pole the guide knocked over (not measured with the prior itself), and rarely practises
-# balancing it. JSRL assumes a useful guide, so
-# it is checked where its guide is one: mw-reach, whose retrieved data are noisy experts, with the same bar as
-# Diffusion Policy's imitation of those data (success ≥ 0.4 at some evaluation of the learner alone).
+# explorer actions: no balancing controller), and JSRL rolls it in for the first h ∈ {0, 10, …, 100} agent steps
+# of every episode. Measured: 100 uniform-random agent steps leave the pole where the rest of the episode earns
+# 0.70 per agent step (zero actions from there), against 1.55 with zero actions from the start; so in ten
+# episodes of eleven the learner likely starts from a pole the guide knocked over (not measured with the prior
+# itself), and rarely practises balancing it. JSRL assumes a useful guide, so it is checked where its guide is
+# one: mw-reach, whose retrieved data are noisy experts, with the same bar as Diffusion Policy's imitation of
+# those data (success ≥ 0.4 at some evaluation of the learner alone).
 @pytest.mark.slow
 @pytest.mark.timeout(4 * 3600)
 def test_jsrl_bc_learns_reach_with_its_noisy_expert_guide(env_root):
     cfg = config(env_root, **BASELINE_SETTINGS, **{"finetune.retrieval_k": 5})
-    collect(cfg, progress=False)
-    pretrain_all(cfg, progress=False)
-    run = finetune(cfg, "mw-reach", "jsrl-bc", experiment="learning", progress=False)
-    evals = pd.read_csv(run / "eval.csv")
-    print(evals.to_string())
+    evals = evaluations(cfg, "mw-reach", "jsrl-bc")
     assert evals["success"].max() >= 0.4, evals
