@@ -7,11 +7,19 @@ Measured before issue 11 (results/learning_check.csv, evaluations every 5k frame
 16 × 32, actor-critic lr 3e-4, train ratio 128) DreamerV3 reached 735 at 25k frames (best 782) and GSA 796
 at 45k (718 at 50k); ~56 and ~60 min on one core each. Batches of 16 × 64 with lr 2e-4 (half the updates)
 stayed short (best 633 and 587). Run the two cases in parallel to halve the wall time:
-``pytest -m slow -k dreamerv3`` and ``pytest -m slow -k gsa`` with ``OMP_NUM_THREADS=1`` each. After issue 11
-(fidelity fixes; GSA's smoke data now include Plan2Explore episodes and its DMC world model sees DMC data only)
-a re-run was cut off by the session's end: DreamerV3 passed (782 at 30k frames), GSA had 615 at 30k
-(results/learning_check.csv).
+``pytest -m slow -k dreamerv3`` and ``pytest -m slow -k gsa`` with ``OMP_NUM_THREADS=1`` each.
+After issue 11 (fidelity fixes; GSA's smoke data now include Plan2Explore episodes and its DMC world model
+sees DMC data only) a re-run was cut off by the session's end: DreamerV3 passed (782 at 30k frames), GSA had
+615 at 30k (results/learning_check.csv).
+
+A check longer than one sitting: ``GSA_LEARNING_ROOT=<dir> pytest -m slow ...`` keeps its data, world models
+and runs in ``<dir>`` (one pytest process per directory at a time), so invoked again with the same settings
+it resumes from the run's last checkpoint; a finished run is re-read, not re-run (delete ``<dir>`` to start
+over).
 """
+import os
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -48,7 +56,12 @@ def evaluations(cfg, task: str, method: str, offline: bool = True) -> pd.DataFra
 
 @pytest.fixture(scope="module")
 def env_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("learning")
+    """A temporary directory, or ``$GSA_LEARNING_ROOT`` if set: a directory that outlives the test process, so
+    a check cut off (a session's end, a kill) resumes from its run's last checkpoint (every 10k frames) when
+    invoked again with the same settings, and a finished check re-reads its results instead of re-running."""
+    kept = os.environ.get("GSA_LEARNING_ROOT")
+    root = Path(kept).resolve() if kept else tmp_path_factory.mktemp("learning")
+    root.mkdir(parents=True, exist_ok=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GSA_ROOT", str(root))
         patch.setenv("GSA_RESULTS_DIR", str(root / "results"))
