@@ -128,5 +128,5 @@ def learning_curves(results: pd.DataFrame, y: str = "score"):
                        col_wrap=min(4, results["task"].nunique()),
                        palette=palette(results["method"].unique()))
     grid.set_titles("{col_name}")
-    grid.set_axis_labels("environment frames", "normalised score" if y == "score" else y)
+    grid.set_axis_labels("environment frames", {"score": "normalised score", "return": "episode return"}.get(y, y))
     return grid.figure

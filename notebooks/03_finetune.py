@@ -104,6 +104,16 @@ fig = plots.learning_curves(results)
 plots.save(fig, f"finetune_{experiment}", preset)
 
 # %% [markdown]
+# Meta-World's score is success only, which stays at 0 until a policy finishes the task. The episode return
+# (the task's dense reward summed over the episode's 100 agent steps) shows progress before that.
+
+# %%
+returns = results[results.task.str.startswith("mw-")]
+if len(returns):
+    fig = plots.learning_curves(returns, y="return")
+    plots.save(fig, f"finetune_{experiment}_mw_returns", preset)
+
+# %% [markdown]
 # ## Aggregate over tasks (rliable)
 # The interquartile mean (IQM) of normalised scores over all runs and tasks, with 95% stratified-bootstrap
 # confidence intervals, at every evaluation all methods reached — the paper's Fig. 1/3 at this scale. Only

@@ -94,7 +94,7 @@ def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_
     text = "\n".join(o.get("text", "") for c in nbformat.read(output, as_version=4).cells for o in c.get("outputs", []))
     assert "ratio" in text and "target (ratio >= 1.3 and separated CIs):" in text
     for name in ("finetune_smoke", "finetune_smoke_aggregate", "finetune_smoke_metrics", "finetune_smoke_guidance",
-                 "finetune_smoke_world_model_fit"):
+                 "finetune_smoke_world_model_fit", "finetune_smoke_mw_returns"):
         assert (tmp_path / "figures" / "smoke" / f"{name}.png").exists(), name
     assert "target (ratio >= 1.3 and separated CIs): met" in text  # GSA is 3x better in these synthetic runs
     split = pd.read_csv(tmp_path / "results" / "finetune_smoke_guided_split.csv")
