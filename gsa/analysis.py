@@ -9,9 +9,11 @@ Scores are the normalised scores of the results (Meta-World success × 100, DMC 
 them divided by 100 so that the optimality gap is measured against a score of 100 (its γ = 1). Confidence
 intervals are rliable's stratified bootstrap over runs within each task (``get_interval_estimates``).
 A method × task with fewer seeds than the others enters with the seeds every task has: rliable needs a
-(runs × tasks) matrix per method.
+(runs × tasks) matrix per method. Every interval is reproducible: see :func:`seeded`.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,19 @@ METRICS = {  # name → rliable aggregate over a (runs, tasks) matrix of scores 
     "median": metrics.aggregate_median,
     "optimality gap": metrics.aggregate_optimality_gap,
 }
+
+
+@contextmanager
+def seeded(seed: int):
+    """Inside: numpy's global generator seeded with ``seed`` (restored after). rliable's stratified bootstrap
+    draws its resamples from ``np.random`` (``StratifiedBootstrap.update_indices``) and ignores the
+    ``random_state`` it is given, so without this the same results gave other CIs on every run."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def final_scores(results: pd.DataFrame, frame: int | None = None) -> pd.DataFrame:
@@ -53,7 +68,8 @@ def aggregates(final: pd.DataFrame, methods: list[str], reps: int = 20_000, seed
     the normalised 0–100 scale)."""
     scores = score_matrices(final, methods)
     fn = lambda x: np.array([f(x) for f in METRICS.values()])  # noqa: E731
-    point, interval = rly.get_interval_estimates(scores, fn, reps=reps, random_state=np.random.RandomState(seed))
+    with seeded(seed):
+        point, interval = rly.get_interval_estimates(scores, fn, reps=reps)
     rows = []
     for method in methods:
         for i, name in enumerate(METRICS):
@@ -71,8 +87,8 @@ def aggregate_curve(results: pd.DataFrame, methods: list[str], metric: str = "IQ
     rows = []
     for frame in frames:
         scores = score_matrices(results[results["frame"] == frame], methods)
-        point, interval = rly.get_interval_estimates(scores, lambda x: np.array([fn(x)]), reps=reps,
-                                                     random_state=np.random.RandomState(seed))
+        with seeded(seed):
+            point, interval = rly.get_interval_estimates(scores, lambda x: np.array([fn(x)]), reps=reps)
         rows += [{"method": m, "frame": frame, metric: 100 * point[m][0], "low": 100 * interval[m][0, 0],
                   "high": 100 * interval[m][1, 0]} for m in methods]
     return pd.DataFrame(rows)
@@ -82,8 +98,8 @@ def probability_of_improvement(final: pd.DataFrame, x: str, y: str, reps: int = 
     """P(X > Y) (rliable, Mann–Whitney per task averaged over tasks) with its 95% CI."""
     scores = score_matrices(final, [x, y])
     pair = {f"{x},{y}": (scores[x], scores[y])}
-    point, interval = rly.get_interval_estimates(pair, metrics.probability_of_improvement, reps=reps,
-                                                 random_state=np.random.RandomState(seed))
+    with seeded(seed):
+        point, interval = rly.get_interval_estimates(pair, metrics.probability_of_improvement, reps=reps)
     key = f"{x},{y}"
     low, high = np.ravel(interval[key])
     return {"p": float(np.ravel(point[key])[0]), "low": float(low), "high": float(high)}
@@ -95,7 +111,8 @@ def performance_profiles(final: pd.DataFrame, methods: list[str], taus: np.ndarr
     ``taus`` (default 0–100), with 95% stratified-bootstrap CIs; rows (method, tau, fraction, low, high)."""
     taus = np.linspace(0, 100, 41) if taus is None else np.asarray(taus, float)
     scores = score_matrices(final, methods)
-    point, interval = rly.create_performance_profile(scores, taus / 100, reps=reps)
+    with seeded(seed):
+        point, interval = rly.create_performance_profile(scores, taus / 100, reps=reps)
     return pd.DataFrame([{"method": m, "tau": t, "fraction": point[m][i], "low": interval[m][0][i],
                           "high": interval[m][1][i]} for m in methods for i, t in enumerate(taus)])
 

@@ -85,3 +85,26 @@ def test_performance_profiles_fall_from_one_and_rank_the_methods():
         assert np.all((group.low <= group.fraction + 1e-12) & (group.fraction <= group.high + 1e-12))
     wide = prof.pivot(index="tau", columns="method", values="fraction")
     assert (wide.good >= wide.base).all() and (wide.good > wide.base).any()
+
+
+def test_intervals_are_the_same_on_every_run_and_leave_numpys_generator_alone():
+    """rliable's stratified bootstrap resamples with np.random, not the random_state it is passed: each
+    function seeds it (and restores it), so the same results give the same CIs (they differed before)."""
+    final = final_scores(results(seeds=3))
+    np.random.seed(123)
+    expected_next = np.random.rand()
+    np.random.seed(123)
+    first = aggregates(final, ["good", "base"], reps=500)
+    np.random.rand(7)  # another state of the global generator: no effect on the intervals
+    pd.testing.assert_frame_equal(first, aggregates(final, ["good", "base"], reps=500))
+    pd.testing.assert_frame_equal(aggregate_curve(results(seeds=3), ["good", "base"], reps=200),
+                                  aggregate_curve(results(seeds=3), ["good", "base"], reps=200))
+    assert probability_of_improvement(final, "good", "base", reps=200) == \
+        probability_of_improvement(final, "good", "base", reps=200)
+    pd.testing.assert_frame_equal(performance_profiles(final, ["good", "base"], reps=200),
+                                  performance_profiles(final, ["good", "base"], reps=200))
+    other = aggregates(final, ["good", "base"], reps=500, seed=1)
+    assert not np.allclose(other["low"], first["low"])  # the seed is what fixes them
+    np.random.seed(123)
+    aggregates(final, ["good", "base"], reps=500)
+    assert np.random.rand() == expected_next
