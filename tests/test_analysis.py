@@ -108,3 +108,17 @@ def test_intervals_are_the_same_on_every_run_and_leave_numpys_generator_alone():
     np.random.seed(123)
     aggregates(final, ["good", "base"], reps=500)
     assert np.random.rand() == expected_next
+
+
+def test_a_figure_redrawn_from_the_same_results_is_byte_identical(tmp_path, monkeypatch):
+    """Learning curves (seaborn's bootstrapped bands, seeded) saved twice: the same PNG and PDF bytes, so a
+    redraw of the committed figures changes only those whose results changed."""
+    from gsa import plots
+
+    monkeypatch.setenv("GSA_FIGURES_DIR", str(tmp_path))
+    data = results(seeds=3)
+    saved = []
+    for _ in range(2):
+        plots.save(plots.learning_curves(data), "curves", "test")
+        saved.append([(tmp_path / "test" / f"curves.{ext}").read_bytes() for ext in ("png", "pdf")])
+    assert saved[0] == saved[1]
