@@ -173,8 +173,9 @@ def comparison_table(final: pd.DataFrame, methods: list[str], tasks: list[str], 
 def run_table(runs) -> pd.DataFrame:
     """One row per finished run of ``runs`` (sweep ``Run``s with a ``done.json``): its score at every evaluation,
     what its training episodes did (Meta-World: how many earned reward, how many succeeded and how many of those
-    the BC prior guided; DMC: the mean return of the last 10), and its wall and CPU minutes (the online phase;
-    CPU time is recorded from December 2026 on)."""
+    the BC prior guided, how many reached the goal at some step; DMC: the mean return of the last 10), the
+    evaluations' success at any step (:func:`reached`), and its wall and CPU minutes (the online phase; CPU time,
+    like ``success_any``, is recorded from December 2026 on)."""
     import json
 
     def minutes(seconds: float | None) -> int | None:
@@ -192,9 +193,21 @@ def run_table(runs) -> pd.DataFrame:
             episodes = f"{len(train)}: {int((train['episode_return'] > 0).sum())} with reward, {int(succeeded.sum())} successes"
             if "guided" in train and train["guided"].any():
                 episodes += f" ({int((succeeded & train['guided']).sum())} guided)"
+            if "success_any" in train and train["success_any"].notna().any():  # recorded from December 2026 on
+                episodes += f"; {int((train['success_any'] > 0).sum())} reached the goal at some step"
         else:
             episodes = f"{len(train)}: return {train['episode_return'].tail(10).mean():.0f} (last 10)"
         rows.append({"task": run.task, "method": run.label, "seed": run.seed,
-                     "scores": " / ".join(f"{s:.0f}" for s in evals["score"]), "training episodes": episodes,
+                     "scores": " / ".join(f"{s:.0f}" for s in evals["score"]), "goal reached": reached(evals),
+                     "training episodes": episodes,
                      "minutes": minutes(done.get("seconds")), "CPU minutes": minutes(done.get("cpu_seconds"))})
-    return pd.DataFrame(rows, columns=["task", "method", "seed", "scores", "training episodes", "minutes", "CPU minutes"])
+    return pd.DataFrame(rows, columns=["task", "method", "seed", "scores", "goal reached", "training episodes",
+                                       "minutes", "CPU minutes"])
+
+
+def reached(evals: pd.DataFrame) -> str:
+    """Meta-World evaluations' success at any step × 100 (``success_any``, a diagnostic beside the final-step
+    score), "" where the run predates it or on DMC."""
+    if "success_any" not in evals or evals["success_any"].isna().all():
+        return ""
+    return " / ".join("–" if np.isnan(v) else f"{100 * v:.0f}" for v in evals["success_any"])

@@ -122,3 +122,26 @@ def test_a_figure_redrawn_from_the_same_results_is_byte_identical(tmp_path, monk
         plots.save(plots.learning_curves(data), "curves", "test")
         saved.append([(tmp_path / "test" / f"curves.{ext}").read_bytes() for ext in ("png", "pdf")])
     assert saved[0] == saved[1]
+
+
+def test_run_table_reports_goal_reached_at_any_step_only_where_it_was_recorded(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from gsa.analysis import run_table
+
+    def run(name, task, evals, train):
+        path = tmp_path / name
+        path.mkdir()
+        pd.DataFrame(evals).to_csv(path / "eval.csv", index=False)
+        pd.DataFrame(train).to_csv(path / "train.csv", index=False)
+        (path / "done.json").write_text(json.dumps({"seconds": 600}))
+        return SimpleNamespace(task=task, label="gsa", seed=0, paths=lambda: (path, None))
+
+    new = run("new", "mw-door-open", {"score": [0.0, 20.0], "success_any": [0.4, 1.0]},
+              {"episode_return": [5.0, 9.0], "success": [0.0, 0.0], "success_any": [1.0, 0.0]})
+    old = run("old", "mw-door-open", {"score": [0.0, 0.0]}, {"episode_return": [5.0, 0.0], "success": [0.0, 1.0]})
+    table = run_table([new, old]).set_index(pd.Index(["new", "old"]))
+    assert table.loc["new", "goal reached"] == "40 / 100" and table.loc["old", "goal reached"] == ""
+    assert table.loc["new", "training episodes"] == "2: 2 with reward, 0 successes; 1 reached the goal at some step"
+    assert table.loc["old", "training episodes"] == "2: 1 with reward, 1 successes"

@@ -364,3 +364,41 @@ def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_hea
     assert table.loc["offline, task", "episodes"] == 2 and table.loc["offline, task", "reward_true"] > 0
     report = json.loads((run / "diagnostics.json").read_text())
     assert report["frame"] == 800 and [g["group"] for g in report["groups"]] == ["online", "offline, task", "offline, other"]
+
+
+class _Agent:
+    """Acts zeros; just enough of the agent protocol for :func:`evaluate`."""
+    device, acting_state = "cpu", None
+
+    def reset(self): pass
+    def observe(self, obs): pass
+    def policy(self, action_mask, explore): return np.zeros(2, np.float32)
+    def executed(self, action): pass
+
+
+class _Env:
+    """Three steps per episode; Meta-World-like ``success`` flags per step (or none, like DMC)."""
+    action_mask = np.ones(2, np.float32)
+
+    def __init__(self, flags):
+        self.flags = flags
+
+    def reset(self, seed):
+        self.t = 0
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        info = {"action": action} if self.flags is None else {"action": action, "success": self.flags[self.t - 1]}
+        return np.zeros(3, np.float32), 1.0, False, self.t == 3, info
+
+
+def test_evaluation_scores_the_final_step_and_records_a_success_at_any_step():
+    from gsa.train.online import evaluate
+
+    drifted = evaluate(_Agent(), _Env([False, True, False]), episodes=2, seed=0)  # reached the goal, drifted off
+    assert drifted == {"episode_return": 3.0, "success": 0.0, "success_any": 1.0}
+    held = evaluate(_Agent(), _Env([False, True, True]), episodes=2, seed=0)
+    assert held["success"] == 1.0 and held["success_any"] == 1.0
+    dmc = evaluate(_Agent(), _Env(None), episodes=2, seed=0)
+    assert np.isnan(dmc["success"]) and np.isnan(dmc["success_any"])

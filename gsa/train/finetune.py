@@ -8,7 +8,7 @@ database is opened and no BC prior trained. ``METHODS`` names the paper's varian
 other agents (``drqv2``, ``jsrl-bc``, ``uds-rlpd``, ``explore``, ``diffusion-policy``, ``r3m``).
 
 Outputs: ``results/runs/<experiment>/<method>/<task>/seed<k>/`` with ``config.json``,
-``eval.csv`` (frame, episode return, success, normalised score), ``train.csv``, ``retrieval.json`` and,
+``eval.csv`` (frame, episode return, success, success_any, normalised score), ``train.csv``, ``retrieval.json`` and,
 once finished, ``done.json`` (small files, meant to be committed); the checkpoint (world model,
 actor-critic, optimisers, BC prior, replay, RNG and loop state) goes to ``checkpoints/runs/...`` at episode
 ends every ``checkpoint_every`` frames, next to ``events.jsonl`` (one line per start, resume and finish).

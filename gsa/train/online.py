@@ -16,8 +16,10 @@ checkpoints and resume, logs (paper Alg. 1 lines 4–end).
   Every ``checkpoint_every`` frames (at an episode end) a checkpoint holds everything needed to continue
   exactly: agent, prior, replay, the RNG states and the loop counters. ``done.json`` marks a finished run.
 
-Outputs: ``train.csv`` (one row per episode) and ``eval.csv`` (frame, episode return, success, normalised
-score) in ``run_dir``; the checkpoint and ``events.jsonl`` next to ``ckpt_path``.
+Outputs: ``train.csv`` (one row per episode) and ``eval.csv`` (frame, episode return, success, success_any,
+normalised score) in ``run_dir``; the checkpoint and ``events.jsonl`` next to ``ckpt_path``. ``success`` is
+Meta-World's flag at the final step (the score, method §5.8); ``success_any`` whether it was set at any step
+of the episode, a diagnostic only (a policy that reaches the goal and drifts off scores 0); NaN on DMC.
 """
 from __future__ import annotations
 
@@ -60,22 +62,24 @@ def task_env(cfg: Config, task: str, seed: int):
 def evaluate(agent, env, episodes: int, seed: int) -> dict:
     """``episodes`` episodes with the agent's mean action (method §5.8); its acting state is kept."""
     kept = agent.acting_state
-    returns, successes = [], []
+    returns, successes, reached = [], [], []
     action_mask = torch.as_tensor(env.action_mask, device=agent.device)[None]
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
         agent.reset()
-        total, done, info = 0.0, False, {}
+        total, done, info, hit = 0.0, False, {}, False
         while not done:
             agent.observe(obs)
             action = agent.policy(action_mask, explore=False)
             obs, reward, terminated, truncated, info = env.step(action)
             agent.executed(info["action"])
-            total, done = total + reward, terminated or truncated
+            total, done, hit = total + reward, terminated or truncated, hit or bool(info.get("success", False))
         returns.append(total)
         successes.append(float(info.get("success", np.nan)))
+        reached.append(float(hit) if "success" in info else np.nan)
     agent.acting_state = kept
-    return {"episode_return": float(np.mean(returns)), "success": float(np.mean(successes))}
+    return {"episode_return": float(np.mean(returns)), "success": float(np.mean(successes)),
+            "success_any": float(np.mean(reached))}
 
 
 def release_memory() -> bool:
@@ -169,7 +173,7 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
         guided = prior is not None and ((warm and guidance.warmup_prior) or guidance.start_episode(loop["steps"]))
         frames = deque([obs] * FRAMES, maxlen=FRAMES)
         replay.add(obs, np.zeros(wm_cfg.action_size, np.float32), 0.0, is_first=True)
-        episode_return, prior_steps, done, t, step_info = 0.0, 0, False, 0, {}
+        episode_return, prior_steps, done, t, step_info, hit = 0.0, 0, False, 0, {}, False
         while not done:
             warm = loop["frames"] < agent.warmup_frames
             if not warm:
@@ -183,6 +187,7 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
                 action = agent.policy(action_mask, explore=True, step=loop["steps"])
             obs, reward, terminated, truncated, step_info = env.step(action)
             agent.executed(step_info["action"])
+            hit = hit or bool(step_info.get("success", False))
             replay.add(obs, step_info["action"], reward, is_first=False)
             frames.append(obs)
             episode_return, done, t = episode_return + reward, terminated or truncated, t + 1
@@ -201,7 +206,8 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
                 bar.set_postfix(eval_return=f"{result['episode_return']:.1f}")
         loop["episodes"] += 1
         row = {"frame": loop["frames"], "episode": loop["episodes"], "episode_return": episode_return,
-               "success": float(step_info.get("success", np.nan)), "guided": guided, "prior_steps": prior_steps,
+               "success": float(step_info.get("success", np.nan)),
+               "success_any": float(hit) if "success" in step_info else np.nan, "guided": guided, "prior_steps": prior_steps,
                "updates": loop["updates"], "fps": t * f.action_repeat / (time.perf_counter() - started)}
         if totals is not None:
             row.update({k: v.item() / count for k, v in totals.items()})
