@@ -11,7 +11,8 @@
     gsa continual --preset cpu --method gsa|packnet [--seeds 0]
                                               the continual chain stand → … → roll-fast (resumable)
     gsa diagnose RUN_DIR [RUN_DIR …]           a finished run's reward-head and world-model fit on online and
-                                              retrieved rows (needs its checkpoint and the dataset)
+                                              retrieved rows, and its policies played alone (needs its
+                                              checkpoint and the dataset)
     gsa reproduce [--preset smoke] [names…]   execute the notebooks (figures/ and results/)
 
 Overrides are dotted config fields, e.g. ``-o data.root=/scratch/gsa -o data.workers=16``. Bad input (an
@@ -111,13 +112,18 @@ def _sweep(args) -> None:
 
 
 def _diagnose(args) -> None:
+    import json
+    from pathlib import Path
+
     import pandas as pd
 
     from gsa.diagnostics import diagnose
 
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
         for run in args.runs:
-            print(f"{run}:\n{diagnose(run).to_string(index=False)}")
+            fit = diagnose(run, episodes=args.episodes)
+            played = pd.DataFrame(json.loads((Path(run) / "diagnostics.json").read_text())["policies"])
+            print(f"{run}:\n{fit.to_string(index=False)}\n{played.to_string(index=False)}")
 
 
 def _reproduce(args) -> None:
@@ -177,8 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
     p.add_argument("--executor", default="local", choices=["local", "slurm", "submitit-local"])
     p.set_defaults(func=_sweep)
-    p = sub.add_parser("diagnose", help="reward-head and world-model fit of finished runs (diagnostics.json)")
+    p = sub.add_parser("diagnose", help="reward-head and world-model fit of finished runs, their policies played "
+                       "alone (diagnostics.json)")
     p.add_argument("runs", nargs="+", help="results/runs/<experiment>/<method>/<task>/seed<k>")
+    p.add_argument("--episodes", type=int, default=20, help="episodes per policy played alone (π_RL, π_bc)")
     p.set_defaults(func=_diagnose)
     p = sub.add_parser("reproduce", help="execute the notebooks with papermill")
     p.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"])

@@ -16,6 +16,11 @@ retrieved ones), over every step: the reward head's mean absolute error, its mea
 mean true reward, their correlation, and the world model's reconstruction error (squared error of
 symlog states, summed over dimensions, as in the training loss). It needs the run's checkpoint and the
 dataset, i.e. the session that ran it.
+
+It also plays the run's policies on their own (``policies``, in ``diagnostics.json``): π_RL with its mean
+action, as the evaluations do, and, for runs with execution guidance, the BC prior π_bc for whole episodes,
+which training never does (it acts in windows). Each gets ``episodes`` episodes on fresh goals, with the
+return, the success at the final step (the score) and at any step (Meta-World).
 """
 from __future__ import annotations
 
@@ -26,13 +31,17 @@ import numpy as np
 import pandas as pd
 import torch
 
+import copy
+
+from gsa.agents.dreamer import DreamerAgent
 from gsa.config import from_dict
 from gsa.data.episodes import atomic_write, load_episode
 from gsa.envs import get_spec, make, mask, pad
 from gsa.models.actor_critic import ActorCritic
 from gsa.models.world_model import WorldModel
 from gsa.train import checkpoint
-from gsa.train.finetune import METHODS, retrieve, run_paths
+from gsa.train.finetune import METHODS, retrieve, run_paths, saved_prior
+from gsa.train.online import evaluate, task_env
 from gsa.train.pretrain import load_world_model, open_dataset, world_model_path
 
 
@@ -85,6 +94,41 @@ def summarise(group: str, rows: list[tuple]) -> dict:
     return out
 
 
+class PriorActor:
+    """π_bc behind the agent protocol of :func:`gsa.train.online.evaluate` (state mode: one observation)."""
+
+    def __init__(self, prior):
+        self.prior, self.device, self.acting_state, self.obs = prior, "cpu", None, None
+
+    def reset(self) -> None: pass
+    def executed(self, action) -> None: pass
+
+    def observe(self, obs: np.ndarray) -> None:
+        self.obs = obs
+
+    def policy(self, action_mask, explore: bool) -> np.ndarray:
+        return self.prior.act(self.obs)
+
+
+def policies(cfg, task: str, wm: WorldModel, saved: dict, episodes: int = 20) -> pd.DataFrame:
+    """π_RL (mean action) and, if the run has one, π_bc, each played alone for ``episodes`` episodes of
+    ``task`` on an env and goals of their own (seeds apart from training's and the evaluations'): one row
+    per policy with its mean return, success at the final step and success at any step."""
+    quiet = copy.deepcopy(cfg)
+    quiet.pretrain.compile, quiet.finetune.compile = "off", False  # acting only: nothing to compile
+    agent = DreamerAgent(wm, quiet, torch.device("cpu"))
+    agent.load_state_dict(saved["agent"])
+    actors = {"π_RL (mean action)": agent}
+    if saved.get("prior") is not None:
+        actors["π_bc (whole episodes)"] = PriorActor(saved_prior(cfg, task, saved, torch.device("cpu")))
+    seed = cfg.finetune.seed + 30_000
+    checkpoint.seed_everything(seed)  # π_RL filters with sampled latents: same seed, same table
+    env = task_env(cfg, task, seed)
+    rows = [{"policy": name, "episodes": episodes, **evaluate(actor, env, episodes, seed=seed * 100)}
+            for name, actor in actors.items()]
+    return pd.DataFrame(rows)
+
+
 def retrieved_ids(cfg, run: Path, task: str, dataset_root) -> list[str]:
     """The run's retrieved trajectories: from its retrieval.json, else GSA's of the same experiment, task
     and seed, else retrieved again with the pre-trained model (DreamerV3 retrieves nothing itself)."""
@@ -96,9 +140,11 @@ def retrieved_ids(cfg, run: Path, task: str, dataset_root) -> list[str]:
     return retrieve(cfg, task, wm, wm_path, dataset_root, torch.device("cpu"), state.get("benchmark", "all"))[1]["ids"]
 
 
-def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: bool = True) -> pd.DataFrame:
+def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: bool = True,
+             episodes: int = 20) -> pd.DataFrame:
     """The fit table of a world-model run (GSA, its ablations or DreamerV3) at its last checkpoint; written
-    to ``<run>/diagnostics.json`` (with the checkpoint's frame) unless ``write`` is off."""
+    to ``<run>/diagnostics.json`` (with the checkpoint's frame and the policies' own evaluation over
+    ``episodes`` episodes, :func:`policies`) unless ``write`` is off."""
     run = Path(run)
     meta = json.loads((run / "config.json").read_text())
     task, method = meta.pop("task"), meta.pop("method")
@@ -139,7 +185,9 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
         groups["offline, task" if true is not None else "offline, other"].append((pred, true, recon))
     table = pd.DataFrame([summarise(g, rows) for g, rows in groups.items()])
     if write:
+        played = policies(cfg, task, wm, saved, episodes)
         report = {"method": method, "task": task, "frame": int(saved["loop"]["frames"]),
-                  "groups": table.replace({np.nan: None}).to_dict("records")}
+                  "groups": table.replace({np.nan: None}).to_dict("records"),
+                  "policies": played.replace({np.nan: None}).to_dict("records")}
         atomic_write(run / "diagnostics.json", lambda out: out.write(json.dumps(report, indent=2).encode()))
     return table

@@ -275,17 +275,26 @@ if logs and "recon" in episodes:
 # rewards it recovers by replaying their actions in the env; other retrieved ones), the head's mean
 # absolute error, its mean prediction against the mean true reward, their correlation, and the world
 # model's reconstruction error.
+#
+# It also plays the run's policies alone for 20 episodes: π_RL with its mean action (as the evaluations do)
+# and the BC prior π_bc for whole episodes (training only lets it act in windows), with the success at the
+# final step (the score) and at any step. A policy that reaches Meta-World's goal and drifts off scores 0.
 
 # %%
-rows = []
+rows, played = [], []
 for r in runs:
     path = r.paths()[0] / "diagnostics.json"
     if path.exists():
         report = json.loads(path.read_text())
-        rows += [{"task": r.task, "method": r.label, "seed": r.seed, "frame": report["frame"], **g} for g in report["groups"]]
-diagnostics = pd.DataFrame(rows)
+        run_id = {"task": r.task, "method": r.label, "seed": r.seed, "frame": report["frame"]}
+        rows += [{**run_id, **g} for g in report["groups"]]
+        played += [{**run_id, **p} for p in report.get("policies", [])]  # diagnostics from December 2026 on
+diagnostics, played = pd.DataFrame(rows), pd.DataFrame(played)
 if len(diagnostics):
     diagnostics.to_csv(results_dir() / f"finetune_{experiment}_diagnostics.csv", index=False)
     display(diagnostics.set_index(["task", "method", "seed", "group"]).round(3))
 else:
     print("no run has diagnostics.json yet (gsa diagnose <run> in the session that ran it)")
+if len(played):
+    played.to_csv(results_dir() / f"finetune_{experiment}_policies.csv", index=False)
+    display(played.set_index(["task", "method", "seed", "policy"]).round(3))

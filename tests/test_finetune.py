@@ -340,10 +340,11 @@ def test_release_memory_returns_freed_heap_pages_to_the_os():
     assert out[3] == "True" and freed > before - 100 and after < before - 200, out
 
 
-def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_heads_fit(state_setup):
+def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_heads_fit(state_setup, capsys):
     """The retrieved trajectories' true rewards come from replaying their stored actions (equal to the
     hidden returns logged at collection); a run's fit table covers online and retrieved rows."""
     from gsa.data.episodes import load_episode
+    from gsa.cli import main
     from gsa.diagnostics import diagnose, replay_rewards
     from gsa.envs import make
 
@@ -359,11 +360,18 @@ def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_hea
     assert replay_rewards(make("dmc-cartpole-balance", obs="state"), walker) is None
 
     run = finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="straight", progress=False)
-    table = diagnose(run).set_index("group")
+    table = diagnose(run, episodes=2).set_index("group")
+    main(["diagnose", str(run), "--episodes", "2"])  # the CLI prints both tables (and rewrites the same report)
+    printed = capsys.readouterr().out
+    assert "offline, task" in printed and "π_bc (whole episodes)" in printed
     assert table.loc["online", "episodes"] == 800 // 2 // 100 and table.loc["online", "reward_mae"] >= 0
     assert table.loc["offline, task", "episodes"] == 2 and table.loc["offline, task", "reward_true"] > 0
     report = json.loads((run / "diagnostics.json").read_text())
     assert report["frame"] == 800 and [g["group"] for g in report["groups"]] == ["online", "offline, task", "offline, other"]
+    played = {p["policy"]: p for p in report["policies"]}  # π_RL and the guided run's prior, each alone
+    assert set(played) == {"π_RL (mean action)", "π_bc (whole episodes)"}
+    for p in played.values():
+        assert p["episodes"] == 2 and 0 <= p["success"] <= p["success_any"] <= 1 and p["episode_return"] > 0
 
 
 class _Agent:

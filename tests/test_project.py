@@ -77,6 +77,12 @@ def write_synthetic_study(preset: str, extra_methods: tuple[str, ...] = ()) -> N
         (path / "retrieval.json").write_text(json.dumps({"k": 8, "embodiment": "x", "precision_at_k": 0.5,
                                                          "embodiment_precision": 1.0} if retrieves else {}))
         (path / "done.json").write_text(json.dumps({"frames": 4000, "seconds": 600.0, "cpu_seconds": 540.0}))
+        if good:  # `gsa diagnose`'s report: the fit per group and the policies played alone
+            group = {"group": "online", "episodes": 2, "reward_pred": 1.0, "reward_true": 1.1}
+            policy = {"policy": "π_bc (whole episodes)", "episodes": 10, "episode_return": 900.0, "success": 0.0,
+                      "success_any": 1.0}
+            (path / "diagnostics.json").write_text(json.dumps({"method": "gsa", "task": run.task, "frame": 4000,
+                                                               "groups": [group], "policies": [policy]}))
 
 
 def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_training(tmp_path, monkeypatch):
@@ -107,6 +113,8 @@ def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_
     assert runs.loc[("gsa", "mw-reach", 0), "training episodes"] == "2: 1 with reward, 1 successes (0 guided)"
     assert runs.loc[("dreamerv3", "mw-reach", 0), "training episodes"] == "2: 1 with reward, 1 successes"
     assert runs.loc[("gsa", "mw-reach", 0), "scores"] == "0 / 100 / 100 / 100"
+    played = pd.read_csv(tmp_path / "results" / "finetune_smoke_policies.csv")
+    assert len(played) == len(runs.loc["gsa"]) and (played["method"] == "gsa").all() and (played["success_any"] == 1.0).all()
 
 
 def test_theory_notebook_runs_and_writes_its_figures(tmp_path, monkeypatch):
