@@ -4,7 +4,7 @@ import io
 import numpy as np
 import torch
 
-from gsa.agents.rlpd import RLPD
+from gsa.agents.rlpd import RLPD, Ensemble, min_of_random_members
 from gsa.config import RLPDConfig
 
 SMALL = RLPDConfig(critics=4, utd=2, batch_size=16, hidden_dim=32, lr=1e-3)
@@ -76,3 +76,41 @@ def test_checkpoint_round_trip_continues_identically():
     assert ma["critic_loss"].item() == mb["critic_loss"].item() and ma["alpha"].item() == mb["alpha"].item()
     for p, q in zip(a.actor.parameters(), b.actor.parameters()):
         assert torch.equal(p, q)
+
+
+def test_the_target_is_the_minimum_of_two_members_drawn_at_random():
+    """Members valued 0..9: the minimum of 2 of 10 drawn without replacement is i with probability
+    (9 − i) / 45, so never 9 and 0 one time in five; all rows of a batch share the draw."""
+    torch.manual_seed(0)
+    q = torch.arange(10.0)[:, None].expand(10, 3)                          # (members, B)
+    draws = torch.stack([min_of_random_members(q, 2) for _ in range(4000)])  # (4000, B)
+    assert (draws == draws[:, :1]).all() and draws.max() <= 8
+    freq = torch.bincount(draws[:, 0].long(), minlength=10).float() / len(draws)
+    expected = (9 - torch.arange(10.0)) / 45
+    assert torch.allclose(freq, expected, atol=0.03), freq
+
+
+def test_the_stacked_ensemble_is_independent_layernorm_mlps():
+    """Member j's output is its own MLP (linear → LayerNorm → ReLU, twice, → linear) of its own slice of the
+    weights, and a loss on member j alone gives no gradient to the others."""
+    torch.manual_seed(0)
+    ens = Ensemble(5, 2, 16, members=4)
+    with torch.no_grad():  # distinct LayerNorm affines, so that a mix-up of members would show
+        for p in (*ens.norm_weights, *ens.norm_biases):
+            p.add_(torch.randn_like(p))
+    h, a = torch.randn(7, 5), torch.randn(7, 2)
+    q = ens(h, a)
+    assert q.shape == (4, 7)
+    for j in range(4):
+        x = torch.cat([h, a], -1)
+        for i in range(3):
+            x = x @ ens.weights[i][j] + ens.biases[i][j]
+            if i < 2:
+                x = torch.relu(torch.nn.functional.layer_norm(x, (16,)) * ens.norm_weights[i][j] + ens.norm_biases[i][j])
+        assert torch.allclose(q[j], x[:, 0], atol=1e-5)
+    q[2].sum().backward()
+    for p in ens.parameters():
+        others = torch.cat([p.grad[:2], p.grad[3:]])
+        assert (others == 0).all() and p.grad[2].abs().sum() > 0
+    bound = 1 / 7 ** 0.5  # nn.Linear's initialisation, per member: U(±1/√fan_in)
+    assert ens.weights[0].abs().max() <= bound and ens.weights[0].std() > bound / 3

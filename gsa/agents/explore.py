@@ -35,8 +35,8 @@ class RND(nn.Module):
 
     def __init__(self, inp: int, hidden: int, out: int = 64):
         super().__init__()
-        self.target = _mlp(inp, hidden, out, norm=False).requires_grad_(False)
-        self.predictor = _mlp(inp, hidden, out, norm=False)
+        self.target = _mlp(inp, hidden, out).requires_grad_(False)
+        self.predictor = _mlp(inp, hidden, out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.predictor(x) - self.target(x)).pow(2).mean(-1)    # (B,)

@@ -27,11 +27,8 @@ from gsa.bc import random_shift
 from gsa.config import RLPDConfig
 
 
-def _mlp(inp: int, hidden: int, out: int, norm: bool) -> nn.Sequential:
-    layers = []
-    for i in range(2):
-        layers += [nn.Linear(inp if i == 0 else hidden, hidden), *([nn.LayerNorm(hidden)] if norm else []), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(hidden, out))
+def _mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
 
 class Actor(nn.Module):
@@ -39,7 +36,7 @@ class Actor(nn.Module):
 
     def __init__(self, inp: int, action_size: int, hidden: int):
         super().__init__()
-        self.net = _mlp(inp, hidden, 2 * action_size, norm=False)
+        self.net = _mlp(inp, hidden, 2 * action_size)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor, deterministic: bool = False):
         mean, log_std = self.net(h).chunk(2, -1)
@@ -53,15 +50,37 @@ class Actor(nn.Module):
 
 
 class Ensemble(nn.Module):
-    """``members`` independent Q(s, a) MLPs with LayerNorm (RLPD), evaluated together → (members, B)."""
+    """``members`` independent Q(s, a) MLPs with LayerNorm (RLPD) → (members, B). Their weights are stacked
+    along a first axis, so each layer of all members is one batched matmul (as RLPD's vmapped ensemble):
+    ~10× fewer operations per update than a loop over members, which is what an update on the CPU costs.
+    Each member is initialised as its own ``nn.Linear`` / ``nn.LayerNorm`` would be."""
 
     def __init__(self, inp: int, action_size: int, hidden: int, members: int):
         super().__init__()
-        self.members = nn.ModuleList(_mlp(inp + action_size, hidden, 1, norm=True) for _ in range(members))
+        sizes = [inp + action_size, hidden, hidden, 1]
+        self.weights = nn.ParameterList(nn.Parameter(torch.empty(members, i, o)) for i, o in zip(sizes, sizes[1:]))
+        self.biases = nn.ParameterList(nn.Parameter(torch.empty(members, 1, o)) for o in sizes[1:])
+        self.norm_weights = nn.ParameterList(nn.Parameter(torch.ones(members, 1, hidden)) for _ in range(2))
+        self.norm_biases = nn.ParameterList(nn.Parameter(torch.zeros(members, 1, hidden)) for _ in range(2))
+        for w, b in zip(self.weights, self.biases):  # nn.Linear's default: U(±1/√fan_in) for weight and bias
+            bound = 1 / math.sqrt(w.shape[1])
+            nn.init.uniform_(w, -bound, bound)
+            nn.init.uniform_(b, -bound, bound)
 
     def forward(self, h: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([h, action], -1)
-        return torch.stack([q(x).squeeze(-1) for q in self.members])     # (members, B)
+        x = torch.cat([h, action], -1).expand(len(self.weights[0]), -1, -1)  # (members, B, S + A)
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(b, x, w)                                          # (members, B, out)
+            if i < len(self.norm_weights):
+                x = F.relu(F.layer_norm(x, x.shape[-1:]) * self.norm_weights[i] + self.norm_biases[i])
+        return x.squeeze(-1)                                                    # (members, B)
+
+
+def min_of_random_members(q: torch.Tensor, k: int) -> torch.Tensor:
+    """RLPD's target value: the minimum over ``k`` members of the ensemble's values ``q`` (members, B), drawn at
+    random without replacement, the same ``k`` for the whole batch → (B,)."""
+    pick = torch.randperm(q.shape[0], device=q.device)[:k]
+    return q[pick].min(0).values
 
 
 class RLPD:
@@ -136,8 +155,7 @@ class RLPD:
             with torch.no_grad():
                 h_next = self.encoder(next_obs)
                 next_action, next_logp = self.actor(h_next, self.mask)
-                pick = torch.randperm(cfg.critics, device=self.device)[: cfg.target_members]
-                q_next = self.critic_target(h_next, next_action)[pick].min(0).values  # (B,)
+                q_next = min_of_random_members(self.critic_target(h_next, next_action), cfg.target_members)  # (B,)
                 if cfg.backup_entropy:
                     q_next = q_next - alpha * next_logp
                 target = reward + cfg.gamma * q_next
@@ -147,8 +165,7 @@ class RLPD:
             critic_loss.backward()
             self.critic_opt.step()
             with torch.no_grad():
-                for p, target_p in zip(self.critic.parameters(), self.critic_target.parameters()):
-                    target_p.lerp_(p, cfg.tau)
+                torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), cfg.tau)
 
         h = self.encoder(obs).detach()
         new_action, logp = self.actor(h, self.mask)
