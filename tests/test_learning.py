@@ -10,7 +10,8 @@ stayed short (best 633 and 587). Run the two cases in parallel to halve the wall
 ``pytest -m slow -k dreamerv3`` and ``pytest -m slow -k gsa`` with ``OMP_NUM_THREADS=1`` each.
 After issue 11 (fidelity fixes; GSA's smoke data now include Plan2Explore episodes and its DMC world model
 sees DMC data only) a re-run was cut off by the session's end: DreamerV3 passed (782 at 30k frames), GSA had
-615 at 30k (results/learning_check.csv).
+615 at 30k. GSA's next re-run passed at the last evaluation, 800 at 50k frames (650 at 40k, 528 at 45k; 78
+CPU minutes; results/learning_check.csv, run "2026-12-03c").
 
 A check longer than one sitting: ``GSA_LEARNING_ROOT=<dir> pytest -m slow ...`` keeps its data, world models
 and runs in ``<dir>`` (one pytest process per directory at a time), so invoked again with the same settings
