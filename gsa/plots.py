@@ -129,5 +129,6 @@ def learning_curves(results: pd.DataFrame, y: str = "score"):
                        col_wrap=min(4, results["task"].nunique()),
                        palette=palette(results["method"].unique()))
     grid.set_titles("{col_name}")
-    grid.set_axis_labels("environment frames", {"score": "normalised score", "return": "episode return"}.get(y, y))
+    grid.set_axis_labels("environment frames", {"score": "normalised score", "return": "episode return",
+                                                    "goal_reached": "goal reached at any step (%)"}.get(y, y))
     return grid.figure

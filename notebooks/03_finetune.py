@@ -98,7 +98,7 @@ finished_runs
 # in progress contribute the evaluations they have).
 
 # %%
-results = pd.read_csv(tidy(experiment))  # results/<experiment>.csv: method, task, seed, frame, return, success, score
+results = pd.read_csv(tidy(experiment))  # results/<experiment>.csv: method, task, seed, frame, return, success, success_any, score
 results = results[results.task.isin(tasks) & results.method.isin(methods)]
 fig = plots.learning_curves(results)
 plots.save(fig, f"finetune_{experiment}", preset)
@@ -112,6 +112,19 @@ returns = results[results.task.str.startswith("mw-")]
 if len(returns):
     fig = plots.learning_curves(returns, y="return")
     plots.save(fig, f"finetune_{experiment}_mw_returns", preset)
+
+# %% [markdown]
+# The score counts a Meta-World success at the episode's last step only. Whether the policy reached the goal
+# at some step, and perhaps drifted off again, is recorded beside it (`success_any`, in runs from December
+# 2026 on; README "The cpu study": on door-open the two differ a lot). It is a diagnostic, not the score.
+
+# %%
+reached = returns.dropna(subset=["success_any"])
+if len(reached):
+    fig = plots.learning_curves(reached.assign(goal_reached=100 * reached["success_any"]), y="goal_reached")
+    plots.save(fig, f"finetune_{experiment}_mw_goal_reached", preset)
+else:
+    print("no Meta-World run has recorded success_any yet")
 
 # %% [markdown]
 # ## Aggregate over tasks (rliable)

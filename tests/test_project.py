@@ -66,11 +66,12 @@ def write_synthetic_study(preset: str, extra_methods: tuple[str, ...] = ()) -> N
         path.mkdir(parents=True)
         good = run.method == "gsa"
         retrieves = run.method in ("gsa", "p+er")
-        rows = ["frame,episode_return,success,score"]
+        rows = ["frame,episode_return,success,score" + (",success_any" if good else "")]  # GSA's: newer runs
         for frame in (1000, 2000, 3000, 4000):
             success = float(good and frame >= 2000)
             ret = (300 if good else 100) * frame / 4000 + rng.normal(0, 5)
-            rows.append(f"{frame},{ret},{success},{100 * success if run.task.startswith('mw-') else ret / 10}")
+            rows.append(f"{frame},{ret},{success},{100 * success if run.task.startswith('mw-') else ret / 10}"
+                        + (f",{1.0 if run.task.startswith('mw-') else ''}" if good else ""))
         (path / "eval.csv").write_text("\n".join(rows) + "\n")
         (path / "train.csv").write_text("frame,episode,episode_return,success,guided,prior_steps,recon,reward_loss\n"
                                         f"200,1,5.0,0.0,{retrieves},100,,\n400,2,0.0,1.0,False,50,0.5,1.0\n")
@@ -100,9 +101,12 @@ def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_
     text = "\n".join(o.get("text", "") for c in nbformat.read(output, as_version=4).cells for o in c.get("outputs", []))
     assert "ratio" in text and "target (ratio >= 1.3 and separated CIs):" in text
     for name in ("finetune_smoke", "finetune_smoke_aggregate", "finetune_smoke_metrics", "finetune_smoke_guidance",
-                 "finetune_smoke_world_model_fit", "finetune_smoke_mw_returns"):
+                 "finetune_smoke_world_model_fit", "finetune_smoke_mw_returns", "finetune_smoke_mw_goal_reached"):
         assert (tmp_path / "figures" / "smoke" / f"{name}.png").exists(), name
     assert "target (ratio >= 1.3 and separated CIs): met" in text  # GSA is 3x better in these synthetic runs
+    tidy = pd.read_csv(tmp_path / "results" / "smoke.csv")  # success_any where the runs recorded it, else empty
+    mw = tidy[tidy.task.str.startswith("mw-")]
+    assert (mw[mw.method == "gsa"].success_any == 1.0).all() and mw[mw.method != "gsa"].success_any.isna().all()
     split = pd.read_csv(tmp_path / "results" / "finetune_smoke_guided_split.csv")
     gsa = split[split.method == "gsa"]  # each run (one per task): a guided episode (5.0), an unguided success
     assert len(gsa) == 4 and (gsa[gsa.guided].mean_return == 5.0).all() and (gsa[gsa.guided].rewarded == 1).all()

@@ -59,7 +59,7 @@ def test_runs_finish_failures_are_reported_and_finished_runs_are_skipped(root):
             for line in (r.paths()[1].parent / "events.jsonl").read_text().splitlines()]
     assert len(set(pids)) == 1  # one worker process ran both, and went on after the failing run
     table = pd.read_csv(root / "results" / "sw.csv")
-    assert list(table.columns) == ["method", "task", "seed", "frame", "return", "success", "score"]
+    assert list(table.columns) == ["method", "task", "seed", "frame", "return", "success", "success_any", "score"]
     assert table[["method", "seed", "frame"]].values.tolist() == [["dreamerv3", 0, 600], ["dreamerv3", 1, 600]]
     assert table["score"].iloc[0] == 100 * table["success"].iloc[0]
     done = runs[0]

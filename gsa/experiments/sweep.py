@@ -28,6 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -288,11 +289,14 @@ def _submitit(todo: list[Run], executor: str, slurm: dict) -> dict[str, str]:
 
 
 def tidy(experiment: str) -> Path:
-    """Write ``results/<experiment>.csv`` (method, task, seed, frame, return, success, score) from every
-    ``eval.csv`` of the experiment: what figures are made from, without checkpoints."""
+    """Write ``results/<experiment>.csv`` (method, task, seed, frame, return, success, success_any, score) from
+    every ``eval.csv`` of the experiment: what figures are made from, without checkpoints. ``success_any``
+    (Meta-World's success at any step, a diagnostic) is empty for runs that predate it."""
     table = load_results(experiment).rename(columns={"episode_return": "return"})
     table["score"] = [score(t, r, s) for t, r, s in zip(table["task"], table["return"], table["success"])]
-    columns = ["method", "task", "seed", "frame", "return", "success", "score"]
+    if "success_any" not in table:
+        table["success_any"] = np.nan
+    columns = ["method", "task", "seed", "frame", "return", "success", "success_any", "score"]
     table = table[columns].sort_values(columns[:4]).reset_index(drop=True)
     path = results_dir() / f"{experiment}.csv"
     atomic_write(path, lambda out: out.write(table.to_csv(index=False).encode()))
