@@ -3,7 +3,7 @@
     runs = expand("cpu", preset="cpu", methods=["gsa", "dreamerv3"], tasks=["dmc-walker-walk"], seeds=[0, 1, 2],
                   variants={"": {}, "k250": {"finetune.retrieval_k": 250}})
     summary = sweep(runs, workers=2)          # or gsa sweep --preset cpu --methods gsa dreamerv3 ...
-    table = tidy("cpu")                       # results/cpu.csv: method, task, seed, frame, return, success, score
+    table = tidy("cpu")                       # results/cpu.csv: method, task, seed, frame, return, success, success_any, score
 
 - A run is one ``finetune`` call in a worker process (``python -m gsa.experiments.worker``), with
   ``OMP_NUM_THREADS`` = cores / workers; a worker executes runs one after the other, so what
