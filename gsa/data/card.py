@@ -52,8 +52,9 @@ def write_card(root: str | Path) -> Path:
              f"{manifest['embodiment'].nunique()} embodiment(s), {manifest['task'].nunique()} Meta-World task(s).",
              "", NOTE, ""]
     titles = {"counts": "Episodes per embodiment / source / σ",
-              "success": ("Meta-World success rate by noise σ (`success_final`: the final step's flag, the paper's "
-                          "metric; `success_any`: at any step — some scripted experts succeed, then drift off)"),
+              "success": ("Meta-World success rate by noise σ (`success_final`: the final step's flag, the score "
+                          "of this project's evaluations; `success_any`: at any step, as Meta-World's own evaluation "
+                          "counts it — some scripted experts succeed, then drift off)"),
               "returns": "Hidden task return by source / σ (analysis only)"}
     for key, title in titles.items():
         if key in parts:
