@@ -59,10 +59,18 @@ def task_env(cfg: Config, task: str, seed: int):
                 action_size=wm.action_size, state_size=wm.state_size)
 
 
+def episode_success(info: dict, reached: bool) -> dict:
+    """An episode's Meta-World ``success`` (the flag of its last step ``info``: the score) and ``success_any``
+    (``reached``: set at any step); NaN for both on DMC, which has no flag."""
+    if "success" not in info:
+        return {"success": np.nan, "success_any": np.nan}
+    return {"success": float(info["success"]), "success_any": float(reached)}
+
+
 def evaluate(agent, env, episodes: int, seed: int) -> dict:
     """``episodes`` episodes with the agent's mean action (method §5.8); its acting state is kept."""
     kept = agent.acting_state
-    returns, successes, reached = [], [], []
+    returns, outcomes = [], []
     action_mask = torch.as_tensor(env.action_mask, device=agent.device)[None]
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
@@ -75,11 +83,10 @@ def evaluate(agent, env, episodes: int, seed: int) -> dict:
             agent.executed(info["action"])
             total, done, hit = total + reward, terminated or truncated, hit or bool(info.get("success", False))
         returns.append(total)
-        successes.append(float(info.get("success", np.nan)))
-        reached.append(float(hit) if "success" in info else np.nan)
+        outcomes.append(episode_success(info, hit))
     agent.acting_state = kept
-    return {"episode_return": float(np.mean(returns)), "success": float(np.mean(successes)),
-            "success_any": float(np.mean(reached))}
+    return {"episode_return": float(np.mean(returns)),
+            **{key: float(np.mean([o[key] for o in outcomes])) for key in ("success", "success_any")}}
 
 
 def release_memory() -> bool:
@@ -206,8 +213,7 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
                 bar.set_postfix(eval_return=f"{result['episode_return']:.1f}")
         loop["episodes"] += 1
         row = {"frame": loop["frames"], "episode": loop["episodes"], "episode_return": episode_return,
-               "success": float(step_info.get("success", np.nan)),
-               "success_any": float(hit) if "success" in step_info else np.nan, "guided": guided, "prior_steps": prior_steps,
+               **episode_success(step_info, hit), "guided": guided, "prior_steps": prior_steps,
                "updates": loop["updates"], "fps": t * f.action_repeat / (time.perf_counter() - started)}
         if totals is not None:
             row.update({k: v.item() / count for k, v in totals.items()})
