@@ -112,9 +112,6 @@ def _sweep(args) -> None:
 
 
 def _diagnose(args) -> None:
-    import json
-    from pathlib import Path
-
     import pandas as pd
 
     from gsa.diagnostics import diagnose
@@ -122,8 +119,7 @@ def _diagnose(args) -> None:
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
         for run in args.runs:
             fit = diagnose(run, episodes=args.episodes)
-            played = pd.DataFrame(json.loads((Path(run) / "diagnostics.json").read_text())["policies"])
-            print(f"{run}:\n{fit.to_string(index=False)}\n{played.to_string(index=False)}")
+            print(f"{run}:\n{fit.to_string(index=False)}\n{fit.attrs['policies'].to_string(index=False)}")
 
 
 def _reproduce(args) -> None:

@@ -24,14 +24,13 @@ return, the success at the final step (the score) and at any step (Meta-World).
 """
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-
-import copy
 
 from gsa.agents.dreamer import DreamerAgent
 from gsa.config import from_dict
@@ -144,7 +143,7 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
              episodes: int = 20) -> pd.DataFrame:
     """The fit table of a world-model run (GSA, its ablations or DreamerV3) at its last checkpoint; written
     to ``<run>/diagnostics.json`` (with the checkpoint's frame and the policies' own evaluation over
-    ``episodes`` episodes, :func:`policies`) unless ``write`` is off."""
+    ``episodes`` episodes, :func:`policies`, also in the table's ``attrs["policies"]``) unless ``write`` is off."""
     run = Path(run)
     meta = json.loads((run / "config.json").read_text())
     task, method = meta.pop("task"), meta.pop("method")
@@ -185,7 +184,7 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
         groups["offline, task" if true is not None else "offline, other"].append((pred, true, recon))
     table = pd.DataFrame([summarise(g, rows) for g, rows in groups.items()])
     if write:
-        played = policies(cfg, task, wm, saved, episodes)
+        played = table.attrs["policies"] = policies(cfg, task, wm, saved, episodes)
         report = {"method": method, "task": task, "frame": int(saved["loop"]["frames"]),
                   "groups": table.replace({np.nan: None}).to_dict("records"),
                   "policies": played.replace({np.nan: None}).to_dict("records")}
