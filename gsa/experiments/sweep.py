@@ -28,7 +28,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -294,10 +293,8 @@ def tidy(experiment: str) -> Path:
     (Meta-World's success at any step, a diagnostic) is empty for runs that predate it."""
     table = load_results(experiment).rename(columns={"episode_return": "return"})
     table["score"] = [score(t, r, s) for t, r, s in zip(table["task"], table["return"], table["success"])]
-    if "success_any" not in table:
-        table["success_any"] = np.nan
     columns = ["method", "task", "seed", "frame", "return", "success", "success_any", "score"]
-    table = table[columns].sort_values(columns[:4]).reset_index(drop=True)
+    table = table.reindex(columns=columns).sort_values(columns[:4]).reset_index(drop=True)  # success_any: NaN if absent
     path = results_dir() / f"{experiment}.csv"
     atomic_write(path, lambda out: out.write(table.to_csv(index=False).encode()))
     return path
