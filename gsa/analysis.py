@@ -175,7 +175,8 @@ def run_table(runs) -> pd.DataFrame:
     what its training episodes did (Meta-World: how many earned reward, how many succeeded and how many of those
     the BC prior guided, how many reached the goal at some step; DMC: the mean return of the last 10), the
     evaluations' success at any step (:func:`reached`), and its wall and CPU minutes (the online phase; CPU time,
-    like ``success_any``, is recorded from December 2026 on)."""
+    like ``success_any``, is recorded from December 2026 on), and the code that ran it (commits, ``done.json``'s
+``code``; "?" for a part that predates the record, empty for older runs)."""
     import json
 
     def minutes(seconds: float | None) -> int | None:
@@ -200,9 +201,10 @@ def run_table(runs) -> pd.DataFrame:
         rows.append({"task": run.task, "method": run.label, "seed": run.seed,
                      "scores": " / ".join(f"{s:.0f}" for s in evals["score"]), "goal reached": reached(evals),
                      "training episodes": episodes,
-                     "minutes": minutes(done.get("seconds")), "CPU minutes": minutes(done.get("cpu_seconds"))})
+                     "minutes": minutes(done.get("seconds")), "CPU minutes": minutes(done.get("cpu_seconds")),
+                     "code": ", ".join(version or "?" for version in done.get("code", []))})
     return pd.DataFrame(rows, columns=["task", "method", "seed", "scores", "goal reached", "training episodes",
-                                       "minutes", "CPU minutes"])
+                                       "minutes", "CPU minutes", "code"])
 
 
 def reached(evals: pd.DataFrame) -> str:

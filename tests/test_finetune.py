@@ -10,6 +10,7 @@ import pytest
 
 import gsa.train.finetune as ft
 from gsa.config import set_field
+from gsa.train import checkpoint
 from gsa.train.finetune import finetune, load_results, retrieve, run_paths, with_method
 from gsa.train.pretrain import load_world_model, pretrain
 
@@ -193,17 +194,25 @@ def test_retrieved_data_is_nearer_the_online_data_than_the_whole_dataset(state_s
     assert result["tv_retrieved"] < result["tv_offline"], result
 
 
-def test_drqv2_runs_through_the_online_loop_and_resumes_like_an_uninterrupted_run(state_setup):
+def test_drqv2_runs_through_the_online_loop_and_resumes_like_an_uninterrupted_run(state_setup, monkeypatch):
     """The model-free baseline in the same loop: no world model, no retrieval; warm-up by random actions
-    for its seed frames, then one update every `update_every` agent steps; a killed run resumes exactly."""
+    for its seed frames, then one update every `update_every` agent steps; a killed run resumes exactly, and
+    its done.json names both code versions when the code changed in between."""
     cfg, _ = state_setup
     cfg = copy.deepcopy(cfg)
     for key, value in {"drqv2.batch_size": 8, "drqv2.hidden_dim": 32, "drqv2.feature_dim": 8,
                        "drqv2.seed_frames": 200}.items():
         set_field(cfg, key, value)
     straight = finetune(cfg, TASK, "drqv2", experiment="drq-straight", progress=False)
+    monkeypatch.setattr(checkpoint, "code_version", lambda: "0ld")
     finetune(cfg, TASK, "drqv2", experiment="drq-killed", progress=False, stop_at=400)
+    monkeypatch.setattr(checkpoint, "code_version", lambda: "n3w")
     resumed = finetune(cfg, TASK, "drqv2", experiment="drq-killed", progress=False)
+    monkeypatch.undo()
+    assert json.loads((straight / "done.json").read_text())["code"] == [checkpoint.code_version()]
+    assert json.loads((resumed / "done.json").read_text())["code"] == ["0ld", "n3w"]
+    events = run_paths(cfg, TASK, "drqv2", "drq-killed")[1].parent / "events.jsonl"
+    assert [json.loads(line)["code"] for line in events.read_text().splitlines()] == ["0ld", "n3w", "n3w"]
     a, b = pd.read_csv(straight / "train.csv"), pd.read_csv(resumed / "train.csv")
     assert a["frame"].tolist() == [200, 400, 600, 800] and not a["guided"].any()
     assert a["updates"].iloc[-1] == (800 - 200) // 2 // 2  # agent steps after the seed frames / update_every

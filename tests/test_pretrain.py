@@ -1,5 +1,6 @@
 """World-model pre-training: learning, checkpoints, resume, clear errors."""
 import copy
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -122,3 +123,26 @@ def test_step_compile_under_ddp_compiles_the_wrapped_model(tmp_path):
         assert model.rssm.img_step is not plain_step  # replaced by its compiled version
     finally:
         dist.destroy_process_group()
+
+
+def test_code_version_names_the_commit_and_uncommitted_changes(tmp_path):
+    package = tmp_path / "repo" / "gsa"
+    package.mkdir(parents=True)
+    (package / "model.py").write_text("x = 1\n")
+    assert checkpoint.code_version(package) == "gsa 0.1.0"  # not a git checkout
+    checkpoint.code_version.cache_clear()
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(package.parent), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    git("init", "-q"), git("add", "."), git("commit", "-qm", "one")
+    sha = git("rev-parse", "--short=10", "HEAD")
+    assert checkpoint.code_version(package) == sha
+    checkpoint.code_version.cache_clear()
+    (package.parent / "notes.txt").write_text("outside the package")  # untracked, and outside: still clean
+    (package / "new.py").write_text("")
+    assert checkpoint.code_version(package) == sha
+    checkpoint.code_version.cache_clear()
+    (package / "model.py").write_text("x = 2\n")
+    assert checkpoint.code_version(package) == sha + "+dirty"
+    checkpoint.code_version.cache_clear()

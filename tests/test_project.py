@@ -77,7 +77,8 @@ def write_synthetic_study(preset: str, extra_methods: tuple[str, ...] = ()) -> N
                                         f"200,1,5.0,0.0,{retrieves},100,,\n400,2,0.0,1.0,False,50,0.5,1.0\n")
         (path / "retrieval.json").write_text(json.dumps({"k": 8, "embodiment": "x", "precision_at_k": 0.5,
                                                          "embodiment_precision": 1.0} if retrieves else {}))
-        (path / "done.json").write_text(json.dumps({"frames": 4000, "seconds": 600.0, "cpu_seconds": 540.0}))
+        code = {"code": [None, "abc1234567"]} if good else {}  # GSA's: resumed after the code was recorded
+        (path / "done.json").write_text(json.dumps({"frames": 4000, "seconds": 600.0, "cpu_seconds": 540.0, **code}))
         if good:  # `gsa diagnose`'s report: the fit per group and the policies played alone
             group = {"group": "online", "episodes": 2, "reward_pred": 1.0, "reward_true": 1.1}
             policy = {"policy": "π_bc (whole episodes)", "episodes": 10, "episode_return": 900.0, "success": 0.0,
@@ -114,6 +115,7 @@ def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_
     assert not split[split.method == "dreamerv3"].guided.any()
     runs = pd.read_csv(tmp_path / "results" / "finetune_smoke_runs.csv").set_index(["method", "task", "seed"])
     assert len(runs) == 4 and (runs["minutes"] == 10).all() and (runs["CPU minutes"] == 9).all()
+    assert (runs.loc["gsa", "code"] == "?, abc1234567").all() and runs.loc["dreamerv3", "code"].isna().all()
     assert runs.loc[("gsa", "mw-reach", 0), "training episodes"] == "2: 1 with reward, 1 successes (0 guided)"
     assert runs.loc[("dreamerv3", "mw-reach", 0), "training episodes"] == "2: 1 with reward, 1 successes"
     assert runs.loc[("gsa", "mw-reach", 0), "scores"] == "0 / 100 / 100 / 100"

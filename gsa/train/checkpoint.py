@@ -6,8 +6,10 @@ states) — enough for an interrupted run to continue exactly where it stopped.
 """
 from __future__ import annotations
 
+import functools
 import io
 import random
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,26 @@ def load(path: str | Path, kind: str | None = None, map_location="cpu") -> dict:
     if kind is not None and state.get("kind") != kind:
         raise ValueError(f"checkpoint {path} is a {state.get('kind')!r} checkpoint, expected {kind!r}")
     return state
+
+
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
+@functools.cache
+def code_version(package: Path = PACKAGE) -> str:
+    """The code this process runs: the commit of the checkout ``package`` (``gsa/``) lives in, ``"<sha>+dirty"``
+    if its tracked files have uncommitted changes, or ``"gsa <version>"`` outside a git checkout. Taken once per
+    process (at its first call), so a run resumed after a ``git pull`` records the new code as a second version."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(package), *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    try:
+        sha = git("rev-parse", "--short=10", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".")
+    except (OSError, subprocess.SubprocessError):
+        from gsa import __version__
+        return f"gsa {__version__}"
+    return sha + ("+dirty" if dirty else "")
 
 
 # Config fields a resumed run may change: a longer run, another logging / checkpoint cadence or compile mode.

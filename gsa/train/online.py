@@ -112,7 +112,8 @@ def event(ckpt_path: Path, name: str, frames: int) -> None:
     """Append one line to the run's ``events.jsonl`` (start / resume / done), next to its checkpoint."""
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     with open(ckpt_path.parent / "events.jsonl", "a") as out:
-        out.write(json.dumps({"event": name, "frames": frames, "pid": os.getpid(), "time": time.time()}) + "\n")
+        out.write(json.dumps({"event": name, "frames": frames, "pid": os.getpid(), "time": time.time(),
+                              "code": checkpoint.code_version()}) + "\n")
 
 
 def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dict | None = None,
@@ -135,8 +136,9 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
     rng = np.random.default_rng(f.seed)
     # seconds: wall time of the online phase; cpu_seconds: this process's CPU time (one core per run in a study,
     # so it says what the run costs without the other jobs sharing the machine; None for a run resumed from a
-    # checkpoint written before it was counted)
-    loop = {"frames": 0, "steps": 0, "updates": 0, "episodes": 0, "seconds": 0.0, "cpu_seconds": 0.0}
+    # checkpoint written before it was counted); code: the code versions that ran it, one per change (a run
+    # resumed after a code change lists both; null for the part before a checkpoint that predates the field)
+    loop = {"frames": 0, "steps": 0, "updates": 0, "episodes": 0, "seconds": 0.0, "cpu_seconds": 0.0, "code": []}
     train_log, eval_log = CSVLogger(run / "train.csv", "frame"), CSVLogger(run / "eval.csv", "frame")
     if saved is not None:
         agent.load_state_dict(saved["agent"])
@@ -145,7 +147,7 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
             guidance.rng.bit_generator.state = saved["guidance_rng"]
         rng.bit_generator.state = saved["rng_numpy"]
         checkpoint.set_rng_state(saved["rng"])
-        loop = {"seconds": 0.0, "cpu_seconds": None, **saved["loop"]}
+        loop = {"seconds": 0.0, "cpu_seconds": None, "code": [None], **saved["loop"]}
         train_log.resume_at(loop["frames"])
         eval_log.resume_at(loop["frames"])
     else:
@@ -155,6 +157,8 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
         (run / "config.json").write_text(json.dumps({"task": task, "method": method, **to_dict(cfg)}, indent=2))
         (run / "retrieval.json").write_text(json.dumps(info or {}, indent=2))
     event(ckpt_path, "resume" if saved is not None else "start", loop["frames"])
+    if loop["code"][-1:] != [checkpoint.code_version()]:
+        loop["code"] = [*loop["code"], checkpoint.code_version()]
 
     def save() -> None:
         loop["seconds"] += time.perf_counter() - clock[0]
@@ -231,6 +235,6 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
         summary = {k: loop[k] for k in ("frames", "updates", "episodes")}
         cpu = None if loop["cpu_seconds"] is None else round(loop["cpu_seconds"], 1)
         atomic_write(run / "done.json", lambda out: out.write(json.dumps(
-            {**summary, "seconds": round(loop["seconds"], 1), "cpu_seconds": cpu}).encode()))
+            {**summary, "seconds": round(loop["seconds"], 1), "cpu_seconds": cpu, "code": loop["code"]}).encode()))
         event(ckpt_path, "done", loop["frames"])
     return run
