@@ -176,7 +176,7 @@ def run_table(runs) -> pd.DataFrame:
     the BC prior guided, how many reached the goal at some step; DMC: the mean return of the last 10), the
     evaluations' success at any step (:func:`reached`), and its wall and CPU minutes (the online phase; CPU time,
     like ``success_any``, is recorded from December 2026 on), and the code that ran it (commits, ``done.json``'s
-``code``; "?" for a part that predates the record, empty for older runs)."""
+    ``code``; "?" for a part that predates the record, empty for older runs)."""
     import json
 
     def minutes(seconds: float | None) -> int | None:
