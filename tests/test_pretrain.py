@@ -126,23 +126,20 @@ def test_step_compile_under_ddp_compiles_the_wrapped_model(tmp_path):
 
 
 def test_code_version_names_the_commit_and_uncommitted_changes(tmp_path):
+    version = checkpoint.code_version.__wrapped__  # uncached: the checkout changes between calls
     package = tmp_path / "repo" / "gsa"
     package.mkdir(parents=True)
     (package / "model.py").write_text("x = 1\n")
-    assert checkpoint.code_version(package) == "gsa 0.1.0"  # not a git checkout
-    checkpoint.code_version.cache_clear()
+    assert version(package) == "gsa 0.1.0"  # not a git checkout
 
     def git(*args):
         return subprocess.run(["git", "-C", str(package.parent), "-c", "user.name=t", "-c", "user.email=t@t", *args],
                               capture_output=True, text=True, check=True).stdout.strip()
     git("init", "-q"), git("add", "."), git("commit", "-qm", "one")
     sha = git("rev-parse", "--short=10", "HEAD")
-    assert checkpoint.code_version(package) == sha
-    checkpoint.code_version.cache_clear()
+    assert version(package) == sha
     (package.parent / "notes.txt").write_text("outside the package")  # untracked, and outside: still clean
     (package / "new.py").write_text("")
-    assert checkpoint.code_version(package) == sha
-    checkpoint.code_version.cache_clear()
+    assert version(package) == sha
     (package / "model.py").write_text("x = 2\n")
-    assert checkpoint.code_version(package) == sha + "+dirty"
-    checkpoint.code_version.cache_clear()
+    assert version(package) == sha + "+dirty"

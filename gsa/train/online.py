@@ -157,8 +157,9 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
         (run / "config.json").write_text(json.dumps({"task": task, "method": method, **to_dict(cfg)}, indent=2))
         (run / "retrieval.json").write_text(json.dumps(info or {}, indent=2))
     event(ckpt_path, "resume" if saved is not None else "start", loop["frames"])
-    if loop["code"][-1:] != [checkpoint.code_version()]:
-        loop["code"] = [*loop["code"], checkpoint.code_version()]
+    version = checkpoint.code_version()
+    if loop["code"][-1:] != [version]:
+        loop["code"] = [*loop["code"], version]
 
     def save() -> None:
         loop["seconds"] += time.perf_counter() - clock[0]
