@@ -109,6 +109,35 @@ def test_killed_gsa_run_resumes_like_an_uninterrupted_one(state_setup):
     assert finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="killed", progress=False) == resumed
 
 
+def test_a_run_resumes_from_a_moved_dataset_but_not_from_a_changed_one(state_setup, tmp_path, monkeypatch):
+    """The dataset is identified by what the run retrieved from it (``retrieval.json``), not by its settings:
+    a copy elsewhere (another ``data.root``, other collection settings) resumes; a dataset that gives other
+    trajectories raises before anything is written."""
+    cfg, wm_path = state_setup
+    finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="moved", progress=False, stop_at=400)
+    run, _ = run_paths(with_method(cfg, "gsa"), TASK, "gsa", "moved")
+    before = {name: (run / name).read_text() for name in ("train.csv", "eval.csv", "retrieval.json")}
+    real = ft.retrieve
+
+    def other_data(*args, **kwargs):
+        subset, info = real(*args, **kwargs)
+        return subset, {**info, "ids": info["ids"][::-1][:1] + ["an-episode-it-never-saw"]}
+
+    monkeypatch.setattr(ft, "retrieve", other_data)
+    with pytest.raises(ValueError, match="other retrieved offline data"):
+        finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="moved", progress=False)
+    assert {name: (run / name).read_text() for name in before} == before
+    monkeypatch.undo()
+    moved = copy.deepcopy(cfg)
+    shutil.copytree(cfg.data.root, tmp_path / "elsewhere")
+    set_field(moved, "data.root", str(tmp_path / "elsewhere"))
+    set_field(moved, "data.mw_episodes", 7)  # a collection setting fine-tuning does not read
+    resumed = finetune(moved, TASK, "gsa", world_model=wm_path, experiment="moved", progress=False)
+    assert pd.read_csv(resumed / "train.csv")["frame"].tolist() == [200, 400, 600, 800]
+    assert json.loads((resumed / "done.json").read_text())["frames"] == 800
+    assert (run / "retrieval.json").read_text() == before["retrieval.json"]
+
+
 def test_bc_prior_is_built_on_the_run_device(setup, monkeypatch):
     """The prior trains where the run does (a GPU), not on the CPU and moved afterwards."""
     import torch

@@ -1,5 +1,6 @@
 """World-model pre-training: learning, checkpoints, resume, clear errors."""
 import copy
+import shutil
 import subprocess
 
 import numpy as np
@@ -30,12 +31,14 @@ def test_tiny_model_halves_reconstruction_loss(smoke_data, tmp_path):
 
 
 def test_resumed_run_matches_uninterrupted(smoke_data, tmp_path):
+    """A killed pre-training resumes exactly, also from its dataset copied elsewhere (compared by content)."""
     cfg = configure(smoke_data, pretrain__steps=6, pretrain__log_every=1, pretrain__checkpoint_every=3,
                     pretrain__seq_len=8, pretrain__batch_size=4)
     pretrain(cfg, out=tmp_path / "straight", progress=False)
     pretrain(cfg, out=tmp_path / "killed", progress=False, stop_at=3)
     assert len(pd.read_csv(tmp_path / "killed" / "train.csv")) == 3
-    pretrain(cfg, out=tmp_path / "killed", progress=False)  # resumes from step 3
+    shutil.copytree(cfg.data.root, tmp_path / "moved")  # resumes from step 3, from the same dataset moved
+    pretrain(configure(cfg, data__root=str(tmp_path / "moved")), out=tmp_path / "killed", progress=False)
     straight = pd.read_csv(tmp_path / "straight" / "train.csv")
     resumed = pd.read_csv(tmp_path / "killed" / "train.csv")
     assert resumed["step"].tolist() == list(range(1, 7))

@@ -18,6 +18,7 @@ committed results and no checkpoints skips it too).
 from __future__ import annotations
 
 import copy
+import json
 import warnings
 from pathlib import Path
 
@@ -99,6 +100,17 @@ def retrieve(cfg: Config, task: str, wm: WorldModel, wm_path: Path, dataset_root
     return retrieved, info
 
 
+def check_same_retrieval(run: Path, ids: list[str]) -> None:
+    """A resumed run must replay the offline trajectories it started with (``retrieval.json``): a dataset
+    that moved is fine, one that changed raises a ``ValueError`` before anything is written."""
+    started = json.loads((run / "retrieval.json").read_text()).get("ids")
+    if started is not None and list(started) != list(ids):
+        changed = len(set(started) ^ set(ids))
+        raise ValueError(f"{run} started with other retrieved offline data than the dataset gives now ({changed} "
+                         "trajectories differ): resume with the dataset it started with, or write to a new "
+                         "experiment")
+
+
 def train_prior(cfg: Config, retrieved, device, progress: bool = True) -> BCPolicy:
     """π_bc by behaviour cloning on the retrieved trajectories (method §5.6), trained on ``device``."""
     f, wm_cfg = cfg.finetune, cfg.world_model
@@ -176,13 +188,16 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     elif world:
         wm = WorldModel(cfg.world_model).to(device)  # DreamerV3: from scratch
     wm_cfg = cfg.world_model
-    if saved is not None:  # the settings this method uses must match; other agents' sections may change
-        checkpoint.check_config(saved["config"], to_dict(cfg), ckpt_path, ignore=unused_sections(method))
+    if saved is not None:  # the settings this method uses must match; other agents' sections may change, and
+        # so may the dataset's settings (a moved dataset): the retrieved data is compared below instead
+        checkpoint.check_config(saved["config"], to_dict(cfg), ckpt_path, ignore=unused_sections(method) | {"data"})
     retrieved, retrieval_info = None, {}
     if (world and (f.rehearsal or f.guidance)) or method in OFFLINE_BASELINES:
         if world and not f.pretrained:
             raise ValueError("rehearsal and guidance retrieve with the pre-trained encoder: set pretrained")
         retrieved, retrieval_info = retrieve(cfg, task, wm, wm_path, dataset_root, device, wm_benchmark)
+        if saved is not None:
+            check_same_retrieval(run, retrieval_info["ids"])
     if world:
         agent = DreamerAgent(wm, cfg, device)
         sources = [(retrieved, f.offline_share)] if f.rehearsal else []
