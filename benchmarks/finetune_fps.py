@@ -10,6 +10,7 @@ the reference config does not know (options added since) are left out of its run
     python benchmarks/finetune_fps.py [--frames 4000] [--threads 2] [--reference e607cad] [--task dmc-cartpole-balance]
     python benchmarks/finetune_fps.py --updates 10     # seconds per update only (DreamerAgent.update on a fixed
                                                        # synthetic state batch of 16 × 32), same three versions
+    python benchmarks/finetune_fps.py --updates 10 --bf16   # and the compiled update under bf16 autocast
 """
 from __future__ import annotations
 
@@ -124,6 +125,7 @@ def main() -> None:
     parser.add_argument("--task", default="dmc-cartpole-balance")
     parser.add_argument("--updates", type=int, default=0, help="time this many updates instead of the loop")
     parser.add_argument("--eager-only", action="store_true", help="skip the compiled run (its compile takes minutes)")
+    parser.add_argument("--bf16", action="store_true", help="also the compiled run under bf16 autocast (this CPU's AMX)")
     parser.add_argument("--driver", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.driver:
@@ -135,12 +137,16 @@ def main() -> None:
         reference = measure(extract(args.reference, Path(old)), eager)
     current = measure(ROOT, eager)
     compiled = measure(ROOT, spec) if spec["settings"].get("pretrain.compile") == "graph" and not args.eager_only else None
+    bf16 = measure(ROOT, {**spec, "settings": {**spec["settings"], "pretrain.compile": "graph", "pretrain.bf16": True}}) \
+        if args.bf16 else None
+    runs = (("this checkout, eager", current), ("this checkout, compiled (cpu preset)", compiled),
+            ("this checkout, compiled, bf16 autocast", bf16))
     if args.updates:
         print(f"fine-tuning update (DreamerAgent.update), cpu preset model, state batch 16 x 32, {args.threads} threads, "
               f"mean of {args.updates}")
         print("| code | first update (s) | s / update | vs reference |\n| --- | ---: | ---: | ---: |")
         print(f"| reference {args.reference} (eager) | {reference['first']:.1f} | {reference['update']:.3f} | 1 |")
-        for name, result in (("this checkout, eager", current), ("this checkout, compiled (cpu preset)", compiled)):
+        for name, result in runs:
             if result is not None:
                 print(f"| {name} | {result['first']:.1f} | {result['update']:.3f} | "
                       f"{reference['update'] / result['update']:.2f}x |")
@@ -149,7 +155,7 @@ def main() -> None:
               f"(1000 warm-up), {args.threads} threads, seed 0")
         print(f"| code | seconds | frames/s | vs reference |\n| --- | ---: | ---: | ---: |")
         print(f"| reference {args.reference} (eager) | {reference['seconds']:.0f} | {reference['fps']:.1f} | 1 |")
-        for name, result in (("this checkout, eager", current), ("this checkout, compiled (cpu preset)", compiled)):
+        for name, result in runs:
             if result is not None:
                 print(f"| {name} | {result['seconds']:.0f} | {result['fps']:.1f} | {result['fps'] / reference['fps']:.2f}x |")
         print("The compiled run includes its compile (11-13 min per process on this 2-core machine, cache or not).")
