@@ -41,12 +41,12 @@ def test_check_config_names_every_differing_field_and_allows_a_longer_run():
     check_config(saved, {**saved, "rlpd": {"bonus_scale": 1.0}}, "ckpt.pt")
     # another agent's section may change under a world-model run (resuming a DreamerV3 run after the cpu
     # preset's DrQ-v2 width changed), not the run's own
-    from gsa.train.finetune import unused_sections
+    from gsa.train.finetune import resume_ignores
 
     other = {**saved, "drqv2": {"hidden_dim": 1024}}
-    check_config(other, {**saved, "drqv2": {"hidden_dim": 256}}, "ckpt.pt", ignore=unused_sections("dreamerv3"))
+    check_config(other, {**saved, "drqv2": {"hidden_dim": 256}}, "ckpt.pt", ignore=resume_ignores("dreamerv3"))
     with pytest.raises(ValueError, match="drqv2.hidden_dim"):
-        check_config(other, {**saved, "drqv2": {"hidden_dim": 256}}, "ckpt.pt", ignore=unused_sections("drqv2"))
+        check_config(other, {**saved, "drqv2": {"hidden_dim": 256}}, "ckpt.pt", ignore=resume_ignores("drqv2"))
 
 
 def test_resuming_pretraining_with_another_model_config_names_the_field(smoke_data, tmp_path):

@@ -65,8 +65,9 @@ def code_version(package: Path = PACKAGE) -> str:
     return sha + ("+dirty" if dirty else "")
 
 
-# Config fields a resumed run may change: a longer run, another logging / checkpoint cadence or compile mode.
-RESUMABLE = {"name", "data.workers", "pretrain.steps", "pretrain.log_every", "pretrain.checkpoint_every",
+# Config fields a resumed run may change: a longer run, another logging / checkpoint cadence or compile mode (the
+# dataset's settings are not compared at all: the dataset is compared by content, finetune.resume_ignores).
+RESUMABLE = {"name", "pretrain.steps", "pretrain.log_every", "pretrain.checkpoint_every",
              "pretrain.compile", "pretrain.bf16", "pretrain.loader_workers", "finetune.frames",
              "finetune.checkpoint_every", "finetune.compile"}
 

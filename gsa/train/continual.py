@@ -41,7 +41,8 @@ from gsa.data.sampler import MixedSampler, Replay
 from gsa.envs import get_spec, mask
 from gsa.paths import results_dir
 from gsa.train import checkpoint
-from gsa.train.finetune import make_guidance, retrieve, run_paths, saved_prior, train_prior, unused_sections
+from gsa.train.finetune import (check_same_retrieval, make_guidance, resume_ignores, retrieve, run_paths, saved_prior,
+                                train_prior)
 from gsa.train.online import evaluate, is_done, online, score, task_env
 from gsa.train.pretrain import default_out, load_world_model, pretrain, to_torch
 
@@ -103,8 +104,10 @@ def _gsa_task(cfg, task, position, experiment, wm_path, dataset_root, progress, 
     wm, wm_cfg, _ = load_world_model(wm_path, device)
     cfg.world_model = wm_cfg.world_model
     if saved is not None:
-        checkpoint.check_config(saved["config"], to_dict(cfg), ckpt, ignore=unused_sections("gsa") - {"continual"})
+        checkpoint.check_config(saved["config"], to_dict(cfg), ckpt, ignore=resume_ignores("gsa") - {"continual"})
     retrieved, info = retrieve(cfg, task, wm, wm_path, dataset_root, device, EMBODIMENT)  # pre-trained encoder
+    if saved is not None:
+        check_same_retrieval(run, info["ids"])
     agent = DreamerAgent(wm, cfg, device)
     previous = _previous(cfg, "gsa", experiment, position)
     if saved is None and previous:
@@ -132,7 +135,7 @@ def _packnet_task(cfg, task, position, experiment, progress, stop) -> None:
         saved = checkpoint.load(ckpt, kind="finetune") if ckpt.exists() else None
         checkpoint.seed_everything(cfg.finetune.seed)
         if saved is not None:
-            checkpoint.check_config(saved["config"], to_dict(cfg), ckpt, ignore=unused_sections("drqv2") - {"continual"})
+            checkpoint.check_config(saved["config"], to_dict(cfg), ckpt, ignore=resume_ignores("drqv2") - {"continual"})
         elif position > 0:                                              # weight hand-over (after the last prune)
             before = run_paths(cfg, c.tasks[position - 1], "packnet", experiment)[1].parent / "packnet.pt"
             agent.load_state_dict(torch.load(before, map_location=device, weights_only=False))

@@ -188,9 +188,8 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     elif world:
         wm = WorldModel(cfg.world_model).to(device)  # DreamerV3: from scratch
     wm_cfg = cfg.world_model
-    if saved is not None:  # the settings this method uses must match; other agents' sections may change, and
-        # so may the dataset's settings (a moved dataset): the retrieved data is compared below instead
-        checkpoint.check_config(saved["config"], to_dict(cfg), ckpt_path, ignore=unused_sections(method) | {"data"})
+    if saved is not None:  # the settings this method uses must match (the retrieved data is compared below)
+        checkpoint.check_config(saved["config"], to_dict(cfg), ckpt_path, ignore=resume_ignores(method))
     retrieved, retrieval_info = None, {}
     if (world and (f.rehearsal or f.guidance)) or method in OFFLINE_BASELINES:
         if world and not f.pretrained:
@@ -238,9 +237,11 @@ AGENT_SECTIONS = {"drqv2": ("drqv2",), "jsrl-bc": ("drqv2",), "uds-rlpd": ("rlpd
                   "diffusion-policy": ("diffusion",), "r3m": ("drqv2", "r3m")}
 
 
-def unused_sections(method: str) -> set[str]:
-    """Config sections of other agents (and of the continual chain): a resumed ``method`` run ignores them."""
-    return {"drqv2", "rlpd", "diffusion", "r3m", "continual"} - set(AGENT_SECTIONS.get(method, ()))
+def resume_ignores(method: str) -> set[str]:
+    """Config sections a resumed ``method`` run does not compare with its checkpoint's: other agents' (and the
+    continual chain's), and the dataset's settings, since the dataset is compared by content instead (a moved
+    dataset resumes; :func:`check_same_retrieval`)."""
+    return {"data", "drqv2", "rlpd", "diffusion", "r3m", "continual"} - set(AGENT_SECTIONS.get(method, ()))
 
 
 def load_results(experiment: str) -> "pd.DataFrame":

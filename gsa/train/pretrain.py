@@ -221,7 +221,7 @@ def pretrain(cfg: Config, root: str | Path | None = None, out: str | Path | None
         state = checkpoint.load(path, kind="pretrain", map_location=device)
         if state["dataset"] != dataset.manifest_sha256:  # the dataset is compared by content, not by its settings
             raise ValueError(f"{path} was trained on another dataset; use a new output directory")
-        checkpoint.check_config(state["config"], to_dict(cfg), path,  # fine-tuning's settings may change, and
+        checkpoint.check_config(state["config"], to_dict(cfg), path,  # fine-tuning's and the dataset's may change
                                 ignore={"data", "finetune", "drqv2", "rlpd", "diffusion", "r3m", "continual"})
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
