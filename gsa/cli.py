@@ -12,7 +12,7 @@
                                               the continual chain stand → … → roll-fast (resumable)
     gsa diagnose RUN_DIR [RUN_DIR …]           a finished run's reward-head and world-model fit on online and
                                               retrieved rows, and its policies played alone (needs its
-                                              checkpoint and the dataset)
+                                              checkpoint and the dataset); --priors: π_bc by data quality
     gsa reproduce [--preset smoke] [names…]   execute the notebooks (figures/ and results/)
 
 Overrides are dotted config fields, e.g. ``-o data.root=/scratch/gsa -o data.workers=16``. Bad input (an
@@ -118,8 +118,10 @@ def _diagnose(args) -> None:
 
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
         for run in args.runs:
-            fit = diagnose(run, episodes=args.episodes)
+            fit = diagnose(run, episodes=args.episodes, with_priors=args.priors)
             print(f"{run}:\n{fit.to_string(index=False)}\n{fit.attrs['policies'].to_string(index=False)}")
+            if args.priors:
+                print(f"π_bc by the quality of its data:\n{fit.attrs['priors'].to_string(index=False)}")
 
 
 def _reproduce(args) -> None:
@@ -183,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
                        "alone (diagnostics.json)")
     p.add_argument("runs", nargs="+", help="results/runs/<experiment>/<method>/<task>/seed<k>")
     p.add_argument("--episodes", type=int, default=20, help="episodes per policy played alone (π_RL, π_bc)")
+    p.add_argument("--priors", action="store_true", help="also clone π_bc from each quality slice of the "
+                   "retrieved data (all, σ ≤ each noise level, each exploration source) and play it alone")
     p.set_defaults(func=_diagnose)
     p = sub.add_parser("reproduce", help="execute the notebooks with papermill")
     p.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"])

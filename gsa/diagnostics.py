@@ -21,6 +21,11 @@ It also plays the run's policies on their own (``policies``, in ``diagnostics.js
 action, as the evaluations do, and, for runs with execution guidance, the BC prior π_bc for whole episodes,
 which training never does (it acts in windows). Each gets ``episodes`` episodes on fresh goals, with the
 return, the success at the final step (the score) and at any step (Meta-World).
+
+With ``priors`` (``gsa diagnose --priors``) it asks how good a prior the retrieved data can give at all:
+π_bc is cloned as the run clones it from each quality slice of the retrieved trajectories (all of them; the
+noisy experts at or below each noise level σ; the exploration data by source) and played alone
+(:func:`priors`). It needs only the dataset and the run's ``retrieval.json``, but runs with the rest.
 """
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ from gsa.envs import get_spec, make, mask, pad
 from gsa.models.actor_critic import ActorCritic
 from gsa.models.world_model import WorldModel
 from gsa.train import checkpoint
-from gsa.train.finetune import METHODS, retrieve, run_paths, saved_prior
+from gsa.train.finetune import METHODS, retrieve, run_paths, saved_prior, train_prior
 from gsa.train.online import evaluate, task_env
 from gsa.train.pretrain import load_world_model, open_dataset, world_model_path
 
@@ -128,6 +133,38 @@ def policies(cfg, task: str, wm: WorldModel, saved: dict, episodes: int = 20) ->
     return pd.DataFrame(rows)
 
 
+def quality_slices(manifest: pd.DataFrame) -> dict[str, list[str]]:
+    """The retrieved trajectories (``manifest`` rows indexed by id) by data quality: all of them; the noisy
+    experts with σ at or below each of their noise levels but the largest; the exploration data of each
+    source family (random, ou, p2e: Plan2Explore's snapshots together) when there are several."""
+    slices = {"all retrieved": list(manifest.index)}
+    sigma = manifest["sigma"]
+    for level in sorted(sigma.dropna().unique())[:-1]:
+        slices[f"σ ≤ {level:g}"] = list(manifest.index[sigma <= level])
+    family = manifest["source"].astype(str).str.split("@").str[0][sigma.isna()]
+    if family.nunique() > 1:
+        for name in sorted(family.unique()):
+            slices[f"source {name}"] = list(family.index[family == name])
+    return slices
+
+
+def priors(cfg, task: str, dataset, ids: list[str], episodes: int = 20) -> pd.DataFrame:
+    """π_bc cloned from each quality slice of the retrieved trajectories ``ids`` (:func:`quality_slices`),
+    with the run's settings and seed, each played alone for ``episodes`` episodes of ``task`` (as
+    :func:`policies` plays the run's own): one row per slice with its size, how many of its trajectories
+    are of ``task`` itself, the return and the success at the final and at any step."""
+    manifest = dataset.manifest.set_index("id").loc[ids]
+    seed = cfg.finetune.seed + 30_000
+    rows = []
+    for name, keep in quality_slices(manifest).items():
+        checkpoint.seed_everything(cfg.finetune.seed)
+        prior = train_prior(cfg, dataset.subset(keep), torch.device("cpu"), progress=False)
+        played = evaluate(PriorActor(prior), task_env(cfg, task, seed), episodes, seed=seed * 100)
+        rows.append({"data": name, "trajectories": len(keep), "of_task": int((manifest.loc[keep, "task"] == task).sum()),
+                     "episodes": episodes, **played})
+    return pd.DataFrame(rows)
+
+
 def retrieved_ids(cfg, run: Path, task: str, dataset_root) -> list[str]:
     """The run's retrieved trajectories: from its retrieval.json, else GSA's of the same experiment, task
     and seed, else retrieved again with the pre-trained model (DreamerV3 retrieves nothing itself)."""
@@ -140,10 +177,11 @@ def retrieved_ids(cfg, run: Path, task: str, dataset_root) -> list[str]:
 
 
 def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: bool = True,
-             episodes: int = 20) -> pd.DataFrame:
+             episodes: int = 20, with_priors: bool = False) -> pd.DataFrame:
     """The fit table of a world-model run (GSA, its ablations or DreamerV3) at its last checkpoint; written
     to ``<run>/diagnostics.json`` (with the checkpoint's frame and the policies' own evaluation over
-    ``episodes`` episodes, :func:`policies`, also in the table's ``attrs["policies"]``) unless ``write`` is off."""
+    ``episodes`` episodes, :func:`policies`, also in the table's ``attrs["policies"]``) unless ``write`` is off.
+    ``with_priors`` adds :func:`priors` (``attrs["priors"]``; the report keeps an earlier one otherwise)."""
     run = Path(run)
     meta = json.loads((run / "config.json").read_text())
     task, method = meta.pop("task"), meta.pop("method")
@@ -183,10 +221,17 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
         pred, recon = fit(wm, ac, episode["state"], episode["action"], action_mask)
         groups["offline, task" if true is not None else "offline, other"].append((pred, true, recon))
     table = pd.DataFrame([summarise(g, rows) for g, rows in groups.items()])
+    if with_priors:
+        table.attrs["priors"] = priors(cfg, task, dataset, ids, episodes)
     if write:
         played = table.attrs["policies"] = policies(cfg, task, wm, saved, episodes)
         report = {"method": method, "task": task, "frame": int(saved["loop"]["frames"]),
                   "groups": table.replace({np.nan: None}).to_dict("records"),
                   "policies": played.replace({np.nan: None}).to_dict("records")}
+        earlier = json.loads((run / "diagnostics.json").read_text()) if (run / "diagnostics.json").exists() else {}
+        if with_priors:
+            report["priors"] = table.attrs["priors"].replace({np.nan: None}).to_dict("records")
+        elif "priors" in earlier:  # they depend on the retrieved data only: a costly table is not dropped
+            report["priors"] = earlier["priors"]
         atomic_write(run / "diagnostics.json", lambda out: out.write(json.dumps(report, indent=2).encode()))
     return table

@@ -292,9 +292,12 @@ if logs and "recon" in episodes:
 # It also plays the run's policies alone for 20 episodes: π_RL with its mean action (as the evaluations do)
 # and the BC prior π_bc for whole episodes (training only lets it act in windows), with the success at the
 # final step (the score) and at any step. A policy that reaches Meta-World's goal and drifts off scores 0.
+# With `--priors` it also clones π_bc, as the run does, from each quality slice of the retrieved data (all
+# of it; the experts at or below each noise level σ; each exploration source) and plays it alone: how good
+# a prior the data can give at all.
 
 # %%
-rows, played = [], []
+rows, played, by_quality = [], [], []
 for r in runs:
     path = r.paths()[0] / "diagnostics.json"
     if path.exists():
@@ -302,7 +305,8 @@ for r in runs:
         run_id = {"task": r.task, "method": r.label, "seed": r.seed, "frame": report["frame"]}
         rows += [{**run_id, **g} for g in report["groups"]]
         played += [{**run_id, **p} for p in report.get("policies", [])]  # diagnostics from December 2026 on
-diagnostics, played = pd.DataFrame(rows), pd.DataFrame(played)
+        by_quality += [{**run_id, **p} for p in report.get("priors", [])]  # gsa diagnose --priors
+diagnostics, played, by_quality = pd.DataFrame(rows), pd.DataFrame(played), pd.DataFrame(by_quality)
 if len(diagnostics):
     diagnostics.to_csv(results_dir() / f"finetune_{experiment}_diagnostics.csv", index=False)
     display(diagnostics.set_index(["task", "method", "seed", "group"]).round(3))
@@ -311,3 +315,6 @@ else:
 if len(played):
     played.to_csv(results_dir() / f"finetune_{experiment}_policies.csv", index=False)
     display(played.set_index(["task", "method", "seed", "policy"]).round(3))
+if len(by_quality):
+    by_quality.to_csv(results_dir() / f"finetune_{experiment}_priors.csv", index=False)
+    display(by_quality.set_index(["task", "method", "seed", "data"]).round(3))

@@ -398,7 +398,11 @@ def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_hea
     assert replay_rewards(make("dmc-cartpole-balance", obs="state"), walker) is None
 
     run = finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="straight", progress=False)
-    table = diagnose(run, episodes=2).set_index("group")
+    table = diagnose(run, episodes=2, with_priors=True).set_index("group")
+    by_quality = table.attrs["priors"].set_index("data")  # π_bc from each quality slice of the retrieved data
+    assert list(by_quality.index) == ["all retrieved", "σ ≤ 0.1"]  # the smoke set's reach experts: σ 0.1 and 0.3
+    assert by_quality["trajectories"].tolist() == by_quality["of_task"].tolist() == [2, 1]
+    assert ((0 <= by_quality["success"]) & (by_quality["success"] <= by_quality["success_any"])).all()
     main(["diagnose", str(run), "--episodes", "2"])  # the CLI prints both tables (and rewrites the same report)
     printed = capsys.readouterr().out
     assert "offline, task" in printed and "π_bc (whole episodes)" in printed
@@ -406,10 +410,23 @@ def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_hea
     assert table.loc["offline, task", "episodes"] == 2 and table.loc["offline, task", "reward_true"] > 0
     report = json.loads((run / "diagnostics.json").read_text())
     assert report["frame"] == 800 and [g["group"] for g in report["groups"]] == ["online", "offline, task", "offline, other"]
+    assert [p["data"] for p in report["priors"]] == ["all retrieved", "σ ≤ 0.1"]  # kept by the re-run without --priors
     played = {p["policy"]: p for p in report["policies"]}  # π_RL and the guided run's prior, each alone
     assert set(played) == {"π_RL (mean action)", "π_bc (whole episodes)"}
     for p in played.values():
         assert p["episodes"] == 2 and 0 <= p["success"] <= p["success_any"] <= 1 and p["episode_return"] > 0
+
+
+def test_quality_slices_split_experts_by_noise_and_exploration_by_source():
+    from gsa.diagnostics import quality_slices
+
+    manifest = pd.DataFrame({"id": list("abcdefg"), "sigma": [0.1, 0.3, 2.0, 0.3, None, None, None],
+                             "source": ["expert"] * 4 + ["random", "p2e@2000", "p2e@20000"]}).set_index("id")
+    slices = quality_slices(manifest)
+    assert slices == {"all retrieved": list("abcdefg"), "σ ≤ 0.1": ["a"], "σ ≤ 0.3": ["a", "b", "d"],
+                      "source p2e": ["f", "g"], "source random": ["e"]}
+    assert list(quality_slices(manifest.loc[["e", "f"]])) == ["all retrieved", "source p2e", "source random"]
+    assert list(quality_slices(manifest.loc[["f", "g"]])) == ["all retrieved"]  # one source: nothing to split
 
 
 class _Agent:
