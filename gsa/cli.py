@@ -12,7 +12,7 @@
                                               the continual chain stand → … → roll-fast (resumable)
     gsa diagnose RUN_DIR [RUN_DIR …]           a finished run's reward-head and world-model fit on online and
                                               retrieved rows, and its policies played alone (needs its
-                                              checkpoint and the dataset); --priors: π_bc by data quality
+                                              checkpoint and the dataset); --priors[-only]: π_bc by data quality
     gsa reproduce [--preset smoke] [names…]   execute the notebooks (figures/ and results/)
 
 Overrides are dotted config fields, e.g. ``-o data.root=/scratch/gsa -o data.workers=16``. Bad input (an
@@ -114,14 +114,18 @@ def _sweep(args) -> None:
 def _diagnose(args) -> None:
     import pandas as pd
 
-    from gsa.diagnostics import diagnose
+    from gsa.diagnostics import diagnose, diagnose_priors
 
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
         for run in args.runs:
-            fit = diagnose(run, episodes=args.episodes, with_priors=args.priors)
-            print(f"{run}:\n{fit.to_string(index=False)}\n{fit.attrs['policies'].to_string(index=False)}")
-            if args.priors:
-                print(f"π_bc by the quality of its data:\n{fit.attrs['priors'].to_string(index=False)}")
+            if args.priors_only:
+                by_quality = diagnose_priors(run, episodes=args.episodes)
+            else:
+                fit = diagnose(run, episodes=args.episodes, with_priors=args.priors)
+                print(f"{run}:\n{fit.to_string(index=False)}\n{fit.attrs['policies'].to_string(index=False)}")
+                by_quality = fit.attrs.get("priors")
+            if by_quality is not None:
+                print(f"{run}: π_bc by the quality of its data\n{by_quality.to_string(index=False)}")
 
 
 def _reproduce(args) -> None:
@@ -187,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--episodes", type=int, default=20, help="episodes per policy played alone (π_RL, π_bc)")
     p.add_argument("--priors", action="store_true", help="also clone π_bc from each quality slice of the "
                    "retrieved data (all, σ ≤ each noise level, each exploration source) and play it alone")
+    p.add_argument("--priors-only", action="store_true", help="only the priors (needs the dataset and the run's "
+                   "retrieval.json, not its checkpoint)")
     p.set_defaults(func=_diagnose)
     p = sub.add_parser("reproduce", help="execute the notebooks with papermill")
     p.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "paper"])

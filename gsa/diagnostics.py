@@ -176,13 +176,8 @@ def retrieved_ids(cfg, run: Path, task: str, dataset_root) -> list[str]:
     return retrieve(cfg, task, wm, wm_path, dataset_root, torch.device("cpu"), state.get("benchmark", "all"))[1]["ids"]
 
 
-def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: bool = True,
-             episodes: int = 20, with_priors: bool = False) -> pd.DataFrame:
-    """The fit table of a world-model run (GSA, its ablations or DreamerV3) at its last checkpoint; written
-    to ``<run>/diagnostics.json`` (with the checkpoint's frame and the policies' own evaluation over
-    ``episodes`` episodes, :func:`policies`, also in the table's ``attrs["policies"]``) unless ``write`` is off.
-    ``with_priors`` adds :func:`priors` (``attrs["priors"]``; the report keeps an earlier one otherwise)."""
-    run = Path(run)
+def _run_config(run: Path) -> tuple:
+    """(task, method, config) of a finished state-mode world-model run."""
     meta = json.loads((run / "config.json").read_text())
     task, method = meta.pop("task"), meta.pop("method")
     cfg = from_dict(meta)
@@ -190,11 +185,48 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
         raise ValueError(f"{run}: {method} has no world model to diagnose (world-model methods: {sorted(METHODS)})")
     if cfg.world_model.obs != "state":
         raise ValueError(f"{run}: diagnostics replay state-mode runs only (this one is {cfg.world_model.obs})")
+    return task, method, cfg
+
+
+def _update_report(run: Path, fields: dict) -> None:
+    """Write ``fields`` into ``<run>/diagnostics.json``, keeping what an earlier call wrote and these do not
+    replace (the priors table depends on the retrieved data only and is costly)."""
+    path = run / "diagnostics.json"
+    report = json.loads(path.read_text()) if path.exists() else {}
+    report.update(fields)
+    atomic_write(path, lambda out: out.write(json.dumps(report, indent=2).encode()))
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    return table.replace({np.nan: None}).to_dict("records")
+
+
+def diagnose_priors(run: str | Path, dataset_root: str | Path | None = None, write: bool = True,
+                    episodes: int = 20) -> pd.DataFrame:
+    """:func:`priors` of a run (``gsa diagnose --priors-only``), into ``<run>/diagnostics.json`` unless
+    ``write`` is off. It needs the dataset and the run's ``retrieval.json``, not its checkpoint."""
+    run = Path(run)
+    task, method, cfg = _run_config(run)
+    dataset = open_dataset(cfg, dataset_root)
+    table = priors(cfg, task, dataset, retrieved_ids(cfg, run, task, dataset_root), episodes)
+    if write:
+        _update_report(run, {"method": method, "task": task, "priors": _records(table)})
+    return table
+
+
+def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: bool = True,
+             episodes: int = 20, with_priors: bool = False) -> pd.DataFrame:
+    """The fit table of a world-model run (GSA, its ablations or DreamerV3) at its last checkpoint; written
+    to ``<run>/diagnostics.json`` (with the checkpoint's frame and the policies' own evaluation over
+    ``episodes`` episodes, :func:`policies`, also in the table's ``attrs["policies"]``) unless ``write`` is off.
+    ``with_priors`` adds :func:`priors` (``attrs["priors"]``; the report keeps an earlier one otherwise)."""
+    run = Path(run)
+    task, method, cfg = _run_config(run)
     experiment, label = run.parent.parent.parent.name, run.parent.parent.name
     _, ckpt_path = run_paths(cfg, task, label, experiment)
     if not ckpt_path.exists():
         raise FileNotFoundError(f"{run}: its checkpoint {ckpt_path} is gone (checkpoints are not committed; "
-                                "diagnose a run in the session that ran it)")
+                                "diagnose a run in the session that ran it, or only its priors: --priors-only)")
     dataset = open_dataset(cfg, dataset_root)  # what is missing fails first
     ids = retrieved_ids(cfg, run, task, dataset_root)
     saved = checkpoint.load(ckpt_path, kind="finetune")
@@ -226,12 +258,8 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
     if write:
         played = table.attrs["policies"] = policies(cfg, task, wm, saved, episodes)
         report = {"method": method, "task": task, "frame": int(saved["loop"]["frames"]),
-                  "groups": table.replace({np.nan: None}).to_dict("records"),
-                  "policies": played.replace({np.nan: None}).to_dict("records")}
-        earlier = json.loads((run / "diagnostics.json").read_text()) if (run / "diagnostics.json").exists() else {}
+                  "groups": _records(table), "policies": _records(played)}
         if with_priors:
-            report["priors"] = table.attrs["priors"].replace({np.nan: None}).to_dict("records")
-        elif "priors" in earlier:  # they depend on the retrieved data only: a costly table is not dropped
-            report["priors"] = earlier["priors"]
-        atomic_write(run / "diagnostics.json", lambda out: out.write(json.dumps(report, indent=2).encode()))
+            report["priors"] = _records(table.attrs["priors"])
+        _update_report(run, report)
     return table

@@ -302,8 +302,8 @@ for r in runs:
     path = r.paths()[0] / "diagnostics.json"
     if path.exists():
         report = json.loads(path.read_text())
-        run_id = {"task": r.task, "method": r.label, "seed": r.seed, "frame": report["frame"]}
-        rows += [{**run_id, **g} for g in report["groups"]]
+        run_id = {"task": r.task, "method": r.label, "seed": r.seed, "frame": report.get("frame")}
+        rows += [{**run_id, **g} for g in report.get("groups", [])]  # none in a --priors-only report
         played += [{**run_id, **p} for p in report.get("policies", [])]  # diagnostics from December 2026 on
         by_quality += [{**run_id, **p} for p in report.get("priors", [])]  # gsa diagnose --priors
 diagnostics, played, by_quality = pd.DataFrame(rows), pd.DataFrame(played), pd.DataFrame(by_quality)

@@ -406,6 +406,11 @@ def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_hea
     main(["diagnose", str(run), "--episodes", "2"])  # the CLI prints both tables (and rewrites the same report)
     printed = capsys.readouterr().out
     assert "offline, task" in printed and "π_bc (whole episodes)" in printed
+    (run / "diagnostics.json").rename(run / "full.json")
+    main(["diagnose", str(run), "--episodes", "2", "--priors-only"])  # the dataset and retrieval.json suffice
+    assert "π_bc by the quality of its data" in capsys.readouterr().out
+    assert json.loads((run / "diagnostics.json").read_text())["priors"] == json.loads((run / "full.json").read_text())["priors"]
+    (run / "full.json").replace(run / "diagnostics.json")
     assert table.loc["online", "episodes"] == 800 // 2 // 100 and table.loc["online", "reward_mae"] >= 0
     assert table.loc["offline, task", "episodes"] == 2 and table.loc["offline, task", "reward_true"] > 0
     report = json.loads((run / "diagnostics.json").read_text())
