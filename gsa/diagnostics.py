@@ -114,6 +114,34 @@ class PriorActor:
         return self.prior.act(self.obs)
 
 
+class StillActor:
+    """Zero actions behind the agent protocol of :func:`gsa.train.online.evaluate`: a policy that does nothing."""
+    device, acting_state = "cpu", None
+
+    def __init__(self, action_size: int):
+        self.action = np.zeros(action_size, np.float32)
+
+    def reset(self) -> None: pass
+    def executed(self, action) -> None: pass
+    def observe(self, obs) -> None: pass
+
+    def policy(self, action_mask, explore: bool) -> np.ndarray:
+        return self.action
+
+
+def still_return(cfg, task: str, episodes: int = 20) -> dict:
+    """What doing nothing earns on ``task``: zero actions evaluated as the runs evaluate (state observations,
+    the run's action repeat, ``episodes`` fresh starts). A reference for tasks whose reward a motionless body
+    collects, e.g. quadruped: it starts in a random orientation and, left alone, stands when it lands upright."""
+    seed = cfg.finetune.seed + 40_000
+    env = make(task, obs="state", action_repeat=cfg.finetune.action_repeat, seed=seed,
+               action_size=cfg.world_model.action_size, state_size=cfg.world_model.state_size)
+    try:
+        return evaluate(StillActor(len(env.action_mask)), env, episodes, seed=seed * 100)
+    finally:
+        env.close()
+
+
 def policies(cfg, task: str, wm: WorldModel, saved: dict, episodes: int = 20) -> pd.DataFrame:
     """π_RL (mean action) and, if the run has one, π_bc, each played alone for ``episodes`` episodes of
     ``task`` on an env and goals of their own (seeds apart from training's and the evaluations'): one row

@@ -45,6 +45,7 @@ import pandas as pd
 from gsa import analysis, plots
 from gsa.config import hyperparameter_table
 from gsa.config import preset as get_preset
+from gsa.diagnostics import still_return
 from gsa.envs import get_spec
 from gsa.experiments.studies import study, study_runs
 from gsa.experiments.sweep import tidy
@@ -168,7 +169,9 @@ else:
 # The quadruped's chain stand → walk → run → jump → roll → roll-fast (`gsa continual`, method §8): GSA,
 # starting each task from the previous one's weights with all earlier experience, against PackNet. Curves
 # run along the chain (task boundaries dashed); the table gives each task's final score (PackNet: also with
-# its task mask after pruning).
+# its task mask after pruning). The quadruped starts every episode in a random orientation, and a body that
+# does nothing collects most of a task's reward when it lands upright: the grey bars are what zero actions
+# score, evaluated like the runs (`gsa.diagnostics.still_return`, 20 episodes per task).
 
 # %%
 chain_path = results_dir() / f"continual-{preset}_chain.csv"
@@ -185,13 +188,17 @@ if chain_path.exists() and chain_curves.exists() and len(pd.read_csv(chain_path)
         stats = group.groupby("chain_frame")["score"].agg(["mean", "min", "max"]).reset_index()
         ax.plot(stats.chain_frame, stats["mean"], marker="o", color=chain_colors[method], label=method)
         ax.fill_between(stats.chain_frame, stats["min"], stats["max"], alpha=0.2, color=chain_colors[method])
+    still = {task: still_return(cfg, task)["episode_return"] / 10 for task in cfg.continual.tasks}  # score = return / 10
     for i, task in enumerate(cfg.continual.tasks):
+        ax.hlines(still[task], i * cfg.continual.frames, (i + 1) * cfg.continual.frames, color="grey", lw=2.5, alpha=0.5,
+                  label="zero actions" if i == 0 else None)
         ax.axvline(i * cfg.continual.frames, color="grey", ls="--", lw=0.7)
         ax.text((i + 0.5) * cfg.continual.frames, ax.get_ylim()[1], task.removeprefix("dmc-quadruped-"), ha="center", va="bottom", fontsize=8)
     ax.set_xlabel("environment frames along the chain"), ax.set_ylabel("normalised score (return / 10)"), ax.legend(fontsize=7)
     plots.save(fig, "paper_continual", preset)
     table = chain.pivot_table(index="task", columns="method", values=["score", "score_masked"], aggfunc="mean")
     table = table.reindex(list(cfg.continual.tasks))
+    table[("score", "zero actions")] = pd.Series(still)
     table.to_csv(tables / "continual.csv")
     display(table.round(1).fillna("not run"))
 else:

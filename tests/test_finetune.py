@@ -470,3 +470,16 @@ def test_evaluation_scores_the_final_step_and_records_a_success_at_any_step():
     assert held["success"] == 1.0 and held["success_any"] == 1.0
     dmc = evaluate(_Agent(), _Env(None), episodes=2, seed=0)
     assert np.isnan(dmc["success"]) and np.isnan(dmc["success_any"])
+
+
+def test_a_still_quadruped_earns_the_stand_reward_only_from_upright_starts():
+    """Zero actions score on quadruped tasks when the random initial orientation lands it upright, so a
+    learner's evaluations there are read against this reference (README, the continual chain)."""
+    from gsa.config import preset
+    from gsa.diagnostics import still_return
+
+    cfg = preset("cpu")
+    stand = still_return(cfg, "dmc-quadruped-stand", episodes=8)
+    assert 100 < stand["episode_return"] < 900  # some starts upright (~1000 each), others not (~0)
+    assert still_return(cfg, "dmc-quadruped-stand", episodes=8)["episode_return"] == stand["episode_return"]  # seeded
+    assert still_return(cfg, "dmc-cheetah-run", episodes=2)["episode_return"] < 5  # cheetah must move to earn
