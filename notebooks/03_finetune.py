@@ -52,9 +52,11 @@ import seaborn as sns
 
 from gsa import analysis, plots
 from gsa.config import preset as get_preset
+from gsa.diagnostics import still_return
 from gsa.experiments.studies import study, study_runs
 from gsa.experiments.sweep import read_status, sweep, tidy
 from gsa.paths import results_dir
+from gsa.train.online import score
 
 experiment = experiment or preset
 plan = study(preset)
@@ -184,7 +186,10 @@ else:
 # %% [markdown]
 # ## Final scores per task (mean ± 95% CI over seeds)
 # Beside ours, marked "paper @150k": the paper's own scores (its appendix tables; pixels, 150k frames,
-# 3 seeds), for orientation only — this preset's budget, observations and model differ.
+# 3 seeds), for orientation only — this preset's budget, observations and model differ. "zero actions":
+# what a policy that does nothing scores, evaluated like the runs over 4× their evaluation episodes
+# (`gsa.diagnostics.still_return`): a quadruped that lands upright from its random start collects reward
+# without moving, so a learner is read against it.
 
 # %%
 if len(finished):
@@ -195,6 +200,8 @@ if len(finished):
     paper = analysis.paper_scores("150k")
     for method in ("gsa", "dreamerv3"):
         cells[f"{method} (paper @150k)"] = [f"{paper.loc[t, method]:.1f}" if t in paper.index else "–" for t in cells.index]
+    still = {t: still_return(cfg, t, episodes=4 * cfg.finetune.eval_episodes) for t in cells.index}
+    cells["zero actions"] = [f"{score(t, r['episode_return'], r['success']):.1f}" for t, r in still.items()]
     cells.to_csv(results_dir() / f"finetune_{experiment}_table.csv")
     display(cells)
 
