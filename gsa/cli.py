@@ -104,6 +104,18 @@ def _sweep(args) -> None:
             raise SystemExit("gsa sweep: give --tasks (or --study for the preset's study)")
         runs = expand(args.experiment or args.preset, args.preset, args.methods or ["gsa", "dreamerv3"], args.tasks,
                       args.seeds or [0, 1, 2], variants or None, parse_overrides(args.override))
+    if args.status:  # what is done and what is left, without running anything
+        import pandas as pd
+
+        from gsa.experiments.sweep import read_status, remaining_hours
+
+        table = remaining_hours(read_status(runs))
+        with pd.option_context("display.width", 200, "display.precision", 1):
+            print(table.to_string())
+        unknown = table["core-hours left"].isna().any()
+        print(f"{int(table['done'].sum())} of {len(runs)} runs done; ~{table['core-hours left'].sum():.0f} core-hours left"
+              + (" for the methods with an estimate (NaN: no finished run of the method on that benchmark)" if unknown else ""))
+        return
     status = sweep(runs, workers=args.workers, executor=args.executor)
     failed = {name: s for name, s in status.items() if s != "done"}
     print(f"{len(status) - len(failed)} of {len(status)} runs done" + "".join(f"\n  {n}: {s}" for n, s in failed.items()))
@@ -182,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE",
                    help="a variant with an override, e.g. k250:finetune.retrieval_k=250 (repeatable)")
     p.add_argument("--experiment", default=None, help="results/runs/<experiment>/... (default: the preset name)")
+    p.add_argument("--status", action="store_true", help="print what is done and the core-hours left (estimated "
+                   "from finished runs), run nothing")
     p.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
     p.add_argument("--executor", default="local", choices=["local", "slurm", "submitit-local"])
     p.set_defaults(func=_sweep)

@@ -10,10 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from gsa.experiments.sweep import expand, read_status, sweep
+from gsa.experiments.sweep import expand, read_status, remaining_hours, sweep
 
 TINY = {"world_model.obs": "state", "finetune.frames": 600, "finetune.warmup_frames": 200,
         "finetune.eval_every": 600, "finetune.eval_episodes": 1, "finetune.batch_size": 4, "finetune.seq_len": 16,
@@ -49,7 +50,7 @@ def test_expansion_names_and_early_errors():
         expand("x", "smoke", ["gsa"], ["mw-reach"], [0], overrides={"finetune.nope": 1})
 
 
-def test_runs_finish_failures_are_reported_and_finished_runs_are_skipped(root):
+def test_runs_finish_failures_are_reported_and_finished_runs_are_skipped(root, capsys):
     runs = expand("sw", "smoke", ["dreamerv3", "gsa"], [TASK], [0], overrides=TINY)  # gsa: no world model
     runs.append(expand("sw", "smoke", ["dreamerv3"], [TASK], [1], overrides=TINY)[0])
     status = sweep(runs, workers=1, progress=False, poll=0.2)
@@ -65,7 +66,20 @@ def test_runs_finish_failures_are_reported_and_finished_runs_are_skipped(root):
     done = runs[0]
     assert events(done) == ["start", "done"]
     assert sweep([done], progress=False) == {done.name: "done"} and events(done) == ["start", "done"]  # skipped
-    assert read_status(runs)["status"].tolist() == ["done", "new", "done"]
+    status = read_status(runs)
+    assert status["status"].tolist() == ["done", "new", "done"] and status["frames"].tolist() == [600, 0, 600]
+    assert (status["budget"] == 600).all() and (status["hours"].dropna() > 0).sum() == 2
+    plan = remaining_hours(status)  # dreamerv3: all done; gsa: nothing finished to estimate from
+    assert plan.loc["dreamerv3", ["done", "started", "new"]].tolist() == [2, 0, 0]
+    assert plan.loc["dreamerv3", "core-hours left"] == 0 and np.isnan(plan.loc["gsa", "core-hours left"])
+    halfway = pd.concat([status, status.iloc[[0]].assign(seed=2, status="started", frames=300, hours=np.nan)])
+    assert remaining_hours(halfway).loc["dreamerv3", "core-hours left"] == pytest.approx(status["hours"].iloc[[0, 2]].median() / 2)
+    from gsa.cli import main
+
+    capsys.readouterr()
+    main(["sweep", "--preset", "smoke", "--experiment", "sw", "--methods", "dreamerv3", "gsa", "--tasks", TASK, "--seeds", "0",
+          "--status", *[arg for k, v in TINY.items() for arg in ("-o", f"{k}={v}")]])  # runs nothing
+    assert "1 of 2 runs done" in capsys.readouterr().out and read_status(runs)["status"].tolist() == ["done", "new", "done"]
 
 
 def _wait(condition, timeout=300.0):

@@ -28,6 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -301,10 +302,35 @@ def tidy(experiment: str) -> Path:
 
 
 def read_status(runs: list[Run]) -> pd.DataFrame:
-    """One row per run: its name and whether it is done, started (has a checkpoint) or new."""
+    """One row per run: its name; whether it is done, started (has a checkpoint) or new; the frames of its
+    last evaluation and of its budget; for a finished run the hours of its online phase in CPU time
+    (``cpu_seconds`` of ``done.json``; wall time for runs that predate it, on a shared machine more)."""
     rows = []
     for run in runs:
         results, ckpt = run.paths()
         state = "done" if run.done() else "started" if ckpt.exists() else "new"
-        rows.append({"method": run.label, "task": run.task, "seed": run.seed, "status": state})
+        evals = results / "eval.csv"
+        frames = int(pd.read_csv(evals)["frame"].max()) if state != "new" and evals.exists() else 0
+        hours = np.nan
+        if state == "done":
+            done = json.loads((results / "done.json").read_text())
+            hours = (done.get("cpu_seconds") or done.get("seconds") or np.nan) / 3600
+        rows.append({"method": run.label, "task": run.task, "seed": run.seed, "status": state, "frames": frames,
+                     "budget": run.config().finetune.frames, "hours": hours})
     return pd.DataFrame(rows)
+
+
+def remaining_hours(status: pd.DataFrame) -> pd.DataFrame:
+    """Per method: runs done / started / new and the core-hours left, estimated from the median hours of
+    its finished runs on the same benchmark (each unfinished run counted for its frames still to go;
+    NaN where no run of that method and benchmark has finished)."""
+    status = status.assign(benchmark=status["task"].map(lambda t: get_spec(t).benchmark))
+    typical = status[status["status"] == "done"].groupby(["method", "benchmark"])["hours"].median()
+    left = status[status["status"] != "done"]
+    left = left.assign(hours=[typical.get((m, b), np.nan) * (1 - f / n) for m, b, f, n in
+                              zip(left["method"], left["benchmark"], left["frames"], left["budget"])])
+    table = status.pivot_table(index="method", columns="status", values="seed", aggfunc="count", fill_value=0)
+    table = table.reindex(index=list(dict.fromkeys(status["method"])), columns=["done", "started", "new"], fill_value=0)
+    per_method = left.groupby("method")["hours"].agg(lambda h: h.sum() if h.notna().all() else np.nan)
+    table["core-hours left"] = per_method.reindex(table.index, fill_value=0.0)
+    return table
