@@ -26,6 +26,8 @@ With ``priors`` (``gsa diagnose --priors``) it asks how good a prior the retriev
 π_bc is cloned as the run clones it from each quality slice of the retrieved trajectories (all of them; the
 noisy experts at or below each noise level σ; the exploration data by source) and played alone
 (:func:`priors`). It needs only the dataset and the run's ``retrieval.json``, but runs with the rest.
+
+``still_return`` is the reference a learner is read against: what zero actions score on a task.
 """
 from __future__ import annotations
 
@@ -187,7 +189,9 @@ def priors(cfg, task: str, dataset, ids: list[str], episodes: int = 20) -> pd.Da
     for name, keep in quality_slices(manifest).items():
         checkpoint.seed_everything(cfg.finetune.seed)
         prior = train_prior(cfg, dataset.subset(keep), torch.device("cpu"), progress=False)
-        played = evaluate(PriorActor(prior), task_env(cfg, task, seed), episodes, seed=seed * 100)
+        env = task_env(cfg, task, seed)
+        played = evaluate(PriorActor(prior), env, episodes, seed=seed * 100)
+        env.close()
         rows.append({"data": name, "trajectories": len(keep), "of_task": int((manifest.loc[keep, "task"] == task).sum()),
                      "episodes": episodes, **played})
     return pd.DataFrame(rows)
