@@ -107,6 +107,10 @@ def _sweep(args) -> None:
     if args.status:  # what is done and what is left, without running anything
         import pandas as pd
 
+        if not runs:
+            print("no runs match")
+            return
+
         from gsa.experiments.sweep import read_status, remaining_hours
 
         table = remaining_hours(read_status(runs))

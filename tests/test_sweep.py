@@ -80,6 +80,8 @@ def test_runs_finish_failures_are_reported_and_finished_runs_are_skipped(root, c
     main(["sweep", "--preset", "smoke", "--experiment", "sw", "--methods", "dreamerv3", "gsa", "--tasks", TASK, "--seeds", "0",
           "--status", *[arg for k, v in TINY.items() for arg in ("-o", f"{k}={v}")]])  # runs nothing
     assert "1 of 2 runs done" in capsys.readouterr().out and read_status(runs)["status"].tolist() == ["done", "new", "done"]
+    main(["sweep", "--preset", "smoke", "--study", "--seeds", "7", "--status"])  # the study has no seed 7
+    assert capsys.readouterr().out.strip() == "no runs match"
 
 
 def _wait(condition, timeout=300.0):
