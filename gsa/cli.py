@@ -107,12 +107,11 @@ def _sweep(args) -> None:
     if args.status:  # what is done and what is left, without running anything
         import pandas as pd
 
+        from gsa.experiments.sweep import read_status, remaining_hours
+
         if not runs:
             print("no runs match")
             return
-
-        from gsa.experiments.sweep import read_status, remaining_hours
-
         table = remaining_hours(read_status(runs))
         with pd.option_context("display.width", 200, "display.precision", 1):
             print(table.to_string())

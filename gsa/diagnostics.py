@@ -100,11 +100,13 @@ def summarise(group: str, rows: list[tuple]) -> dict:
     return out
 
 
-class PriorActor:
-    """π_bc behind the agent protocol of :func:`gsa.train.online.evaluate` (state mode: one observation)."""
+class StateActor:
+    """A function of the current observation (π_bc's ``act``, or zero actions) behind the agent protocol of
+    :func:`gsa.train.online.evaluate` (state mode: one observation, no recurrent state)."""
+    device, acting_state = "cpu", None
 
-    def __init__(self, prior):
-        self.prior, self.device, self.acting_state, self.obs = prior, "cpu", None, None
+    def __init__(self, act):
+        self.act, self.obs = act, None
 
     def reset(self) -> None: pass
     def executed(self, action) -> None: pass
@@ -113,22 +115,18 @@ class PriorActor:
         self.obs = obs
 
     def policy(self, action_mask, explore: bool) -> np.ndarray:
-        return self.prior.act(self.obs)
+        return self.act(self.obs)
 
 
-class StillActor:
-    """Zero actions behind the agent protocol of :func:`gsa.train.online.evaluate`: a policy that does nothing."""
-    device, acting_state = "cpu", None
-
-    def __init__(self, action_size: int):
-        self.action = np.zeros(action_size, np.float32)
-
-    def reset(self) -> None: pass
-    def executed(self, action) -> None: pass
-    def observe(self, obs) -> None: pass
-
-    def policy(self, action_mask, explore: bool) -> np.ndarray:
-        return self.action
+def _play(cfg, task: str, actor, episodes: int) -> dict:
+    """``actor`` alone for ``episodes`` episodes of ``task``, on an env and goals of its own (seeds apart from
+    training's and the evaluations'), as :func:`policies` and :func:`priors` play every policy."""
+    seed = cfg.finetune.seed + 30_000
+    env = task_env(cfg, task, seed)
+    try:
+        return evaluate(actor, env, episodes, seed=seed * 100)
+    finally:
+        env.close()
 
 
 def still_return(cfg, task: str, episodes: int = 20) -> dict:
@@ -138,8 +136,9 @@ def still_return(cfg, task: str, episodes: int = 20) -> dict:
     seed = cfg.finetune.seed + 40_000
     env = make(task, obs="state", action_repeat=cfg.finetune.action_repeat, seed=seed,
                action_size=cfg.world_model.action_size, state_size=cfg.world_model.state_size)
+    zeros = np.zeros(len(env.action_mask), np.float32)
     try:
-        return evaluate(StillActor(len(env.action_mask)), env, episodes, seed=seed * 100)
+        return evaluate(StateActor(lambda obs: zeros), env, episodes, seed=seed * 100)
     finally:
         env.close()
 
@@ -154,13 +153,10 @@ def policies(cfg, task: str, wm: WorldModel, saved: dict, episodes: int = 20) ->
     agent.load_state_dict(saved["agent"])
     actors = {"π_RL (mean action)": agent}
     if saved.get("prior") is not None:
-        actors["π_bc (whole episodes)"] = PriorActor(saved_prior(cfg, task, saved, torch.device("cpu")))
-    seed = cfg.finetune.seed + 30_000
-    checkpoint.seed_everything(seed)  # π_RL filters with sampled latents: same seed, same table
-    env = task_env(cfg, task, seed)
-    rows = [{"policy": name, "episodes": episodes, **evaluate(actor, env, episodes, seed=seed * 100)}
-            for name, actor in actors.items()]
-    return pd.DataFrame(rows)
+        actors["π_bc (whole episodes)"] = StateActor(saved_prior(cfg, task, saved, torch.device("cpu")).act)
+    checkpoint.seed_everything(cfg.finetune.seed + 30_000)  # π_RL filters with sampled latents: same seed, same table
+    return pd.DataFrame([{"policy": name, "episodes": episodes, **_play(cfg, task, actor, episodes)}
+                         for name, actor in actors.items()])
 
 
 def quality_slices(manifest: pd.DataFrame) -> dict[str, list[str]]:
@@ -184,14 +180,11 @@ def priors(cfg, task: str, dataset, ids: list[str], episodes: int = 20) -> pd.Da
     :func:`policies` plays the run's own): one row per slice with its size, how many of its trajectories
     are of ``task`` itself, the return and the success at the final and at any step."""
     manifest = dataset.manifest.set_index("id").loc[ids]
-    seed = cfg.finetune.seed + 30_000
     rows = []
     for name, keep in quality_slices(manifest).items():
         checkpoint.seed_everything(cfg.finetune.seed)
         prior = train_prior(cfg, dataset.subset(keep), torch.device("cpu"), progress=False)
-        env = task_env(cfg, task, seed)
-        played = evaluate(PriorActor(prior), env, episodes, seed=seed * 100)
-        env.close()
+        played = _play(cfg, task, StateActor(prior.act), episodes)
         rows.append({"data": name, "trajectories": len(keep), "of_task": int((manifest.loc[keep, "task"] == task).sum()),
                      "episodes": episodes, **played})
     return pd.DataFrame(rows)
