@@ -129,7 +129,7 @@ def sweep(runs: list[Run], workers: int | None = None, retries: int = 2, executo
     todo = [r for r in runs if not r.done()]
     status = {r.name: "done" for r in runs if r not in todo}
     if executor == "local":
-        status.update(_local(todo, workers or os.cpu_count() or 1, retries, progress, poll, len(runs)))
+        status.update(_local(todo, workers or usable_cores(), retries, progress, poll, len(runs)))
     elif executor in ("slurm", "submitit-local"):
         status.update(_submitit(todo, executor, slurm or {}))
     else:
@@ -147,7 +147,7 @@ def _local(todo: list[Run], workers: int, retries: int, progress: bool, poll: fl
     worker's compiled update serves all of its runs. A run whose lock another process holds (an orphan of a
     killed runner) is not started: it waits in the queue until it is done or its lock is free."""
     queue, pool, status, attempts = list(todo), [], {}, {}
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, usable_cores() // workers)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     logs = results_dir() / "sweeps"
     logs.mkdir(parents=True, exist_ok=True)
@@ -243,6 +243,15 @@ class _Worker:
             self.process.stdin.close()
         except BrokenPipeError:
             pass
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: ``taskset -c 0 gsa sweep ...`` gives one), which is
+    what a cluster's cgroup or a shared machine grants, not the machine's total."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this platform (macOS)
+        return os.cpu_count() or 1
 
 
 def _locked(run: Run) -> bool:
