@@ -246,8 +246,8 @@ class _Worker:
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity: ``taskset -c 0 gsa sweep ...`` gives one), which is
-    what a cluster's cgroup or a shared machine grants, not the machine's total."""
+    """The cores this process may run on (its CPU affinity: ``taskset -c 0 gsa sweep ...`` gives one), i.e. the
+    cpuset a scheduler or a shared machine grants, not the machine's total (a CPU quota is not seen)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # no affinity on this platform (macOS)
