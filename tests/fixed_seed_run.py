@@ -4,10 +4,10 @@ train.csv / eval.csv to ``OUT/<method>/``.
 
 It uses only the API that existed before the online loop was factored out of ``gsa/train/finetune.py`` (issue
 14), so the same script ran on the commit before that refactor (a727256) to make the reference files in
-``tests/fixtures/refactor/``:
+``tests/fixtures/refactor/<vendor_id>/`` (one per CPU vendor, which tests/test_refactor.py explains):
 
     git worktree add /tmp/ref a727256
-    PYTHONPATH=/tmp/ref GSA_ROOT=/tmp/refrun python tests/fixed_seed_run.py tests/fixtures/refactor
+    PYTHONPATH=/tmp/ref GSA_ROOT=/tmp/refrun python tests/fixed_seed_run.py tests/fixtures/refactor/AuthenticAMD
 
 ``tests/test_refactor.py`` runs it on this checkout with ``--as-before`` and compares.
 
