@@ -1,4 +1,5 @@
-"""Where things live: the project root (found from the working directory), figures, results, data."""
+"""Where things live: the project root (found from the working directory), figures, results, data; and the
+cores this process may run on."""
 from __future__ import annotations
 
 import os
@@ -38,3 +39,12 @@ def resolve(path: str | Path) -> Path:
     """A configured path: absolute as given, relative to the project root otherwise (``data/smoke``)."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else project_root() / path
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: ``taskset -c 0 gsa sweep ...`` gives one), i.e. the
+    cpuset a scheduler or a shared machine grants, not the machine's total (a CPU quota is not seen)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this platform (macOS)
+        return os.cpu_count() or 1

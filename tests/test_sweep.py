@@ -146,3 +146,12 @@ def test_the_cpu_study_is_fixed_and_puts_the_main_comparison_first():
     assert {r.method for r in study_runs("cpu", methods=["p"])} == {"p"}
     assert study_runs("cpu", methods=["p"], overrides={"finetune.frames": 1000})[0].config().finetune.frames == 1000
     assert {r.seed for r in study_runs("cpu", seeds=[2])} == {2} and len(study_runs("cpu", seeds=[2])) < len(runs)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
+def test_usable_cores_is_the_affinity_taskset_grants_not_the_machine():
+    core = min(os.sched_getaffinity(0))
+    pinned = subprocess.run([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{core}}}); "
+                             "from gsa.paths import usable_cores; print(usable_cores())"],
+                            capture_output=True, text=True, check=True)
+    assert pinned.stdout.strip() == "1"

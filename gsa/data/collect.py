@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from tqdm.auto import tqdm
 from gsa.config import Config, DataConfig
 from gsa.data.episodes import NCRL_NAME, atomic_write, read_manifest, save_episode, sha256, write_manifest
 from gsa.envs.registry import DMC_TASKS, EMBODIMENTS, get_spec
-from gsa.paths import resolve
+from gsa.paths import resolve, usable_cores
 
 ANALYSIS_COLUMNS = ["id", "hidden_task", "hidden_return", "success", "success_any"]
 
@@ -282,7 +281,7 @@ def train_explorers(cfg: Config, root: Path, progress: bool = True) -> None:
     context = multiprocessing.get_context("spawn")
     workers = len(embodiments)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_explorer,
-                             initargs=(max(1, (os.cpu_count() or 1) // workers),)) as pool:
+                             initargs=(max(1, usable_cores() // workers),)) as pool:
         futures = [pool.submit(explore, cfg, e, explorer_dir(root, e), False) for e in embodiments]
         for future in tqdm(as_completed(futures), total=len(futures), desc="plan2explore", disable=not progress):
             future.result()

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from gsa.config import preset as get_preset
 from gsa.data.episodes import atomic_write
 from gsa.envs import get_spec
-from gsa.paths import project_root, results_dir
+from gsa.paths import project_root, results_dir, usable_cores
 from gsa.train.finetune import BASELINES, METHODS, load_results, run_paths
 from gsa.train.online import is_done, score
 
@@ -243,15 +243,6 @@ class _Worker:
             self.process.stdin.close()
         except BrokenPipeError:
             pass
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity: ``taskset -c 0 gsa sweep ...`` gives one), i.e. the
-    cpuset a scheduler or a shared machine grants, not the machine's total (a CPU quota is not seen)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # no affinity on this platform (macOS)
-        return os.cpu_count() or 1
 
 
 def _locked(run: Run) -> bool:
