@@ -7,11 +7,13 @@ import time
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from gsa.config import preset
 from gsa.data import load_episode, read_manifest
-from gsa.data.card import write_card
+from gsa.data.episodes import save_episode
+from gsa.data.card import coverage, write_card
 from gsa.data.collect import Job, collect, expert_name, jobs, run_job
 from gsa.data.store import OfflineDataset
 from gsa.envs import make
@@ -42,7 +44,33 @@ def test_manifest_and_round_trip(dataset):
         assert np.array_equal(ds.episode(i)["action"][:, :row.action_size], episode["action"])
         assert np.all(np.abs(episode["action"]) <= 1) and np.all(episode["action"][0] == 0)
     card = write_card(cfg.root).read_text()
-    assert "success rate by noise" in card and "cartpole" in card
+    assert "success rate by noise" in card and "cartpole" in card and "State-space coverage" in card
+
+
+def test_coverage_counts_cells_of_equal_state_counts_and_pools_explorer_snapshots(tmp_path):
+    """A source whose states spread over the embodiment's state space covers more cells than one that stays
+    near a point; snapshots ``p2e@<frames>`` pool into one source; each source is cut to the smallest's
+    number of states; Meta-World episodes have no coverage rows."""
+    rng, rows = np.random.default_rng(0), []
+
+    def add(source: str, spread: float, episodes: int, benchmark: str = "dmc", embodiment: str = "cheetah"):
+        for _ in range(episodes):
+            i = len(rows)
+            episode = {"action": np.zeros((51, 6), np.float32), "state": rng.normal(size=(51, 17)).astype(np.float32),
+                       "physics": rng.normal(scale=spread, size=(51, 18))}
+            path = f"{embodiment}/{i}.npz"
+            (tmp_path / embodiment).mkdir(exist_ok=True)
+            rows.append({"id": str(i), "path": path, "benchmark": benchmark, "embodiment": embodiment, "task": None,
+                         "source": source, "sigma": None, "length": 50, "action_size": 6,
+                         "sha256": save_episode(tmp_path / path, episode)})
+
+    add("p2e@100", 1.0, 2), add("p2e@200", 1.0, 2), add("random", 0.05, 6)
+    add("expert", 1.0, 2, benchmark="metaworld", embodiment="sawyer")
+    table = coverage(tmp_path, pd.DataFrame(rows)).set_index("source")
+    assert table.index.tolist() == ["p2e", "random"] and (table["embodiment"] == "cheetah").all()
+    assert (table["states"] == 4 * 51).all() and (table["of"] == 10 ** 4).all()
+    assert table.loc["p2e", "cells"] > 10 * table.loc["random", "cells"]
+    assert table["cells"].max() <= 4 * 51
 
 
 @pytest.mark.parametrize("benchmark", ["dmc", "metaworld"])
