@@ -47,7 +47,7 @@ from gsa.models.actor_critic import ActorCritic
 from gsa.models.world_model import WorldModel
 from gsa.train import checkpoint
 from gsa.train.finetune import METHODS, retrieve, run_paths, saved_prior, train_prior
-from gsa.train.online import evaluate, task_env
+from gsa.train.online import eval_seed, evaluate, task_env
 from gsa.train.pretrain import load_world_model, open_dataset, world_model_path
 
 
@@ -139,6 +139,19 @@ def still_return(cfg, task: str, episodes: int = 20) -> dict:
     zeros = np.zeros(len(env.action_mask), np.float32)
     try:
         return evaluate(StateActor(lambda obs: zeros), env, episodes, seed=seed * 100)
+    finally:
+        env.close()
+
+
+def still_curve(cfg, task: str, seed: int, frames: list[int]) -> list[float]:
+    """Zero actions' mean return at each evaluation (``frames``) of a run with ``seed``, on that run's
+    evaluation env and starts (``eval_seed``). On quadruped tasks the random initial orientation decides much
+    of an evaluation's score, so a run's curve is read against this one, point by point."""
+    env = task_env(cfg, task, seed + 10_000)
+    zeros = np.zeros(len(env.action_mask), np.float32)
+    try:
+        return [evaluate(StateActor(lambda obs: zeros), env, cfg.finetune.eval_episodes, seed=eval_seed(seed, n))
+                ["episode_return"] for n in frames]
     finally:
         env.close()
 

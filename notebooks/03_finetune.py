@@ -52,7 +52,7 @@ import seaborn as sns
 
 from gsa import analysis, plots
 from gsa.config import preset as get_preset
-from gsa.diagnostics import still_return
+from gsa.diagnostics import still_curve, still_return
 from gsa.experiments.studies import study, study_runs
 from gsa.experiments.sweep import read_status, sweep, tidy
 from gsa.paths import results_dir
@@ -204,6 +204,29 @@ if len(finished):
     cells["zero actions"] = [f"{score(t, r['episode_return'], r['success']):.1f}" for t, r in still.items()]
     cells.to_csv(results_dir() / f"finetune_{experiment}_table.csv")
     display(cells)
+
+# %% [markdown]
+# Where doing nothing scores (the quadruped tasks), each evaluation is read against zero actions on the same
+# starts: every method's run with seed k plays the same 5 starts at a given frame count
+# (`gsa.train.online.eval_seed`), and whether the quadruped lands upright there decides much of the score.
+# Below, each such task's scores per seed and evaluation beside zero actions on those starts
+# (`gsa.diagnostics.still_curve`).
+
+# %%
+still_tasks = [t for t in cells.index if float(cells.loc[t, "zero actions"]) > 1] if len(finished) else []
+same_rows = []
+for task in still_tasks:
+    here = results[results.task == task]
+    for seed, of_seed in here.groupby("seed"):
+        frames = sorted(of_seed.frame.unique())
+        still = [score(task, r, np.nan) for r in still_curve(cfg, task, int(seed), frames)]
+        same_rows.append({"task": task, "seed": seed, "method": "zero actions", **dict(zip(frames, still))})
+        for method, curve in of_seed.groupby("method"):
+            same_rows.append({"task": task, "seed": seed, "method": method, **dict(zip(curve.frame, curve.score))})
+if same_rows:
+    same_starts = pd.DataFrame(same_rows).set_index(["task", "seed", "method"]).round(1)
+    same_starts.to_csv(results_dir() / f"finetune_{experiment}_same_starts.csv")
+    display(same_starts)
 
 # %% [markdown]
 # ## Retrieval and guidance

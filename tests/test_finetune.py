@@ -483,3 +483,16 @@ def test_a_still_quadruped_earns_the_stand_reward_only_from_upright_starts():
     assert 100 < stand["episode_return"] < 900  # some starts upright (~1000 each), others not (~0)
     assert still_return(cfg, "dmc-quadruped-stand", episodes=8)["episode_return"] == stand["episode_return"]  # seeded
     assert still_return(cfg, "dmc-cheetah-run", episodes=2)["episode_return"] < 5  # cheetah must move to earn
+
+
+def test_zero_actions_on_a_runs_evaluation_starts_swing_with_the_starts_on_quadruped_run():
+    """The cpu study's seed-0 evaluations of quadruped-run at 40k and 50k frames play starts on which zero
+    actions return ~299 and ~6 (measured December 2026; DreamerV3 and GSA seed 0 scored 289 / 7 and 226 / 8
+    there): a run's quadruped curve is read against this one, point by point."""
+    from gsa.config import preset
+    from gsa.diagnostics import still_curve
+
+    cfg = preset("cpu")
+    at_40k, at_50k = still_curve(cfg, "dmc-quadruped-run", seed=0, frames=[40_000, 50_000])
+    assert at_40k > 200 and at_50k < 30
+    assert still_curve(cfg, "dmc-quadruped-run", seed=0, frames=[50_000]) == [at_50k]  # seeded

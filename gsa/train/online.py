@@ -67,6 +67,12 @@ def episode_success(info: dict, reached: bool) -> dict:
     return {"success": float(info["success"]), "success_any": float(reached)}
 
 
+def eval_seed(seed: int, frames: int) -> int:
+    """The first reset seed of the evaluation at ``frames`` of a run with ``seed`` (its env: ``task_env`` at
+    ``seed + 10_000``). Runs of every method with the same seed play the same starts there."""
+    return seed * 100_000 + 50_000 + frames
+
+
 def evaluate(agent, env, episodes: int, seed: int) -> dict:
     """``episodes`` episodes with the agent's mean action (method §5.8); its acting state is kept."""
     kept = agent.acting_state
@@ -212,7 +218,7 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
                 totals = metrics if totals is None else {k: totals[k] + v for k, v in metrics.items()}
                 count, loop["updates"] = count + 1, loop["updates"] + 1
             if loop["frames"] % f.eval_every == 0:
-                result = evaluate(agent, eval_env, f.eval_episodes, seed=f.seed * 100_000 + 50_000 + loop["frames"])
+                result = evaluate(agent, eval_env, f.eval_episodes, seed=eval_seed(f.seed, loop["frames"]))
                 eval_log.log({"frame": loop["frames"], **result,
                               "score": score(task, result["episode_return"], result["success"])})
                 bar.set_postfix(eval_return=f"{result['episode_return']:.1f}")
