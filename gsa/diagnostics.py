@@ -47,7 +47,7 @@ from gsa.models.actor_critic import ActorCritic
 from gsa.models.world_model import WorldModel
 from gsa.train import checkpoint
 from gsa.train.finetune import METHODS, retrieve, run_paths, saved_prior, train_prior
-from gsa.train.online import eval_seed, evaluate, task_env
+from gsa.train.online import eval_env, eval_seed, evaluate, task_env
 from gsa.train.pretrain import load_world_model, open_dataset, world_model_path
 
 
@@ -129,6 +129,12 @@ def _play(cfg, task: str, actor, episodes: int) -> dict:
         env.close()
 
 
+def zero_actions(env) -> StateActor:
+    """A policy that does nothing on ``env`` (zero actions, its padded size)."""
+    zeros = np.zeros(len(env.action_mask), np.float32)
+    return StateActor(lambda obs: zeros)
+
+
 def still_return(cfg, task: str, episodes: int = 20) -> dict:
     """What doing nothing earns on ``task``: zero actions evaluated as the runs evaluate (state observations,
     the run's action repeat, ``episodes`` fresh starts). A reference for tasks whose reward a motionless body
@@ -136,9 +142,8 @@ def still_return(cfg, task: str, episodes: int = 20) -> dict:
     seed = cfg.finetune.seed + 40_000
     env = make(task, obs="state", action_repeat=cfg.finetune.action_repeat, seed=seed,
                action_size=cfg.world_model.action_size, state_size=cfg.world_model.state_size)
-    zeros = np.zeros(len(env.action_mask), np.float32)
     try:
-        return evaluate(StateActor(lambda obs: zeros), env, episodes, seed=seed * 100)
+        return evaluate(zero_actions(env), env, episodes, seed=seed * 100)
     finally:
         env.close()
 
@@ -147,11 +152,10 @@ def still_curve(cfg, task: str, seed: int, frames: list[int]) -> list[float]:
     """Zero actions' mean return at each evaluation (``frames``) of a run with ``seed``, on that run's
     evaluation env and starts (``eval_seed``). On quadruped tasks the random initial orientation decides much
     of an evaluation's score, so a run's curve is read against this one, point by point."""
-    env = task_env(cfg, task, seed + 10_000)
-    zeros = np.zeros(len(env.action_mask), np.float32)
+    env = eval_env(cfg, task, seed)
     try:
-        return [evaluate(StateActor(lambda obs: zeros), env, cfg.finetune.eval_episodes, seed=eval_seed(seed, n))
-                ["episode_return"] for n in frames]
+        return [evaluate(zero_actions(env), env, cfg.finetune.eval_episodes, seed=eval_seed(seed, n))["episode_return"]
+                for n in frames]
     finally:
         env.close()
 

@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 
 from gsa.config import preset
-from gsa.data import load_episode, read_manifest
-from gsa.data.episodes import save_episode
+from gsa.data import load_episode, read_manifest, save_episode
 from gsa.data.card import coverage, write_card
 from gsa.data.collect import Job, collect, expert_name, jobs, run_job
 from gsa.data.store import OfflineDataset

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gsa.data.episodes import atomic_write, load_episode, read_manifest
+from gsa.data.episodes import atomic_write, read_manifest
 
 NOTE = ("Meta-World episodes come from Meta-World's scripted experts (`metaworld.policies`) with Gaussian "
         "action noise, not from the TD-MPC2 agents of the paper, whose checkpoints cannot be fetched here. "
@@ -61,7 +61,7 @@ def coverage(root: str | Path, manifest: pd.DataFrame, bins: int = 10, component
     root, rows = Path(root), []
     for embodiment, episodes in manifest[manifest["benchmark"] == "dmc"].groupby("embodiment", sort=True):
         group = episodes["source"].str.replace(r"@\d+$", "", regex=True)
-        loaded = [load_episode(root / path) for path in episodes["path"]]
+        loaded = [_states(root / path) for path in episodes["path"]]
         key = "physics" if all("physics" in e for e in loaded) else "state"
         if group.nunique() < 2 or not all(key in e for e in loaded):
             continue
@@ -70,14 +70,21 @@ def coverage(root: str | Path, manifest: pd.DataFrame, bins: int = 10, component
         sources = {g: x[:n] for g, x in sources.items()}  # (n, S) each
         pooled = np.concatenate(list(sources.values()))
         mean, std = pooled.mean(0), pooled.std(0) + 1e-8
-        axes = np.linalg.svd((pooled - mean) / std, full_matrices=False)[2][:components]  # (C, S)
-        scale = (((pooled - mean) / std) @ axes.T).std(0) + 1e-8
+        standard = (pooled - mean) / std
+        axes = np.linalg.svd(standard, full_matrices=False)[2][:components]  # (C, S)
+        scale = (standard @ axes.T).std(0) + 1e-8
         for source, x in sources.items():
             z = ((x - mean) / std) @ axes.T / scale  # (n, C), unit std over the pooled data
             cells = np.clip(np.floor((z + 3) / 6 * bins), 0, bins - 1).astype(int)
             rows.append({"embodiment": embodiment, "source": source, "states": n,
                          "cells": len(np.unique(cells, axis=0)), "of": bins ** len(axes)})
     return pd.DataFrame(rows, columns=["embodiment", "source", "states", "cells", "of"])
+
+
+def _states(path: Path) -> dict[str, np.ndarray]:
+    """An episode's ``physics`` and ``state`` arrays, whichever it has, without reading its frames."""
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in ("physics", "state") if key in data.files}
 
 
 def write_card(root: str | Path) -> Path:

@@ -43,7 +43,7 @@ from gsa.paths import results_dir
 from gsa.train import checkpoint
 from gsa.train.finetune import (check_same_retrieval, make_guidance, resume_ignores, retrieve, run_paths, saved_prior,
                                 train_prior)
-from gsa.train.online import evaluate, is_done, online, score, task_env
+from gsa.train.online import eval_env, evaluate, is_done, online, score
 from gsa.train.pretrain import default_out, load_world_model, pretrain, to_torch
 
 CONTINUAL_METHODS = ("gsa", "packnet")
@@ -154,7 +154,7 @@ def _packnet_task(cfg, task, position, experiment, progress, stop) -> None:
     for i in range(c.packnet_retrain_updates):
         agent.update(to_torch(sampler.sample(step=i), device), step=final["loop"]["steps"])
     agent.packnet.next_task()
-    env = task_env(cfg, task, cfg.finetune.seed + 10_000)
+    env = eval_env(cfg, task, cfg.finetune.seed)
     with agent.packnet.masked(position + 1):
         result = evaluate(agent, env, cfg.finetune.eval_episodes, seed=cfg.finetune.seed * 100_000 + 90_000)
     env.close()

@@ -67,9 +67,14 @@ def episode_success(info: dict, reached: bool) -> dict:
     return {"success": float(info["success"]), "success_any": float(reached)}
 
 
+def eval_env(cfg: Config, task: str, seed: int):
+    """The evaluation env of a run with ``seed``: the task's env, seeded apart from the training env."""
+    return task_env(cfg, task, seed + 10_000)
+
+
 def eval_seed(seed: int, frames: int) -> int:
-    """The first reset seed of the evaluation at ``frames`` of a run with ``seed`` (its env: ``task_env`` at
-    ``seed + 10_000``). Runs of every method with the same seed play the same starts there."""
+    """The first reset seed of the evaluation at ``frames`` of a run with ``seed`` (on ``eval_env``). Runs of
+    every method with the same seed play the same starts there."""
     return seed * 100_000 + 50_000 + frames
 
 
@@ -177,7 +182,7 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
                         guidance_rng=None if guidance is None else guidance.rng.bit_generator.state,
                         rng_numpy=rng.bit_generator.state, loop=dict(loop))
 
-    env, eval_env = task_env(cfg, task, f.seed), task_env(cfg, task, f.seed + 10_000)
+    env, evaluation_env = task_env(cfg, task, f.seed), eval_env(cfg, task, f.seed)
     action_mask = torch.as_tensor(env.action_mask, device=agent.device)[None]
     next_checkpoint = (loop["frames"] // f.checkpoint_every + 1) * f.checkpoint_every
     end = f.frames if stop_at is None else min(stop_at, f.frames)
@@ -218,7 +223,7 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
                 totals = metrics if totals is None else {k: totals[k] + v for k, v in metrics.items()}
                 count, loop["updates"] = count + 1, loop["updates"] + 1
             if loop["frames"] % f.eval_every == 0:
-                result = evaluate(agent, eval_env, f.eval_episodes, seed=eval_seed(f.seed, loop["frames"]))
+                result = evaluate(agent, evaluation_env, f.eval_episodes, seed=eval_seed(f.seed, loop["frames"]))
                 eval_log.log({"frame": loop["frames"], **result,
                               "score": score(task, result["episode_return"], result["success"])})
                 bar.set_postfix(eval_return=f"{result['episode_return']:.1f}")
@@ -237,7 +242,7 @@ def online(cfg: Config, task: str, agent, run: Path, ckpt_path: Path, saved: dic
             next_checkpoint = (loop["frames"] // f.checkpoint_every + 1) * f.checkpoint_every
     bar.close()
     env.close()
-    eval_env.close()
+    evaluation_env.close()
     if loop["frames"] >= f.frames:
         summary = {k: loop[k] for k in ("frames", "updates", "episodes")}
         cpu = None if loop["cpu_seconds"] is None else round(loop["cpu_seconds"], 1)
