@@ -132,3 +132,17 @@ def learning_curves(results: pd.DataFrame, y: str = "score"):
     grid.set_axis_labels("environment frames", {"score": "normalised score", "return": "episode return",
                                                     "goal_reached": "goal reached at any step (%)"}.get(y, y))
     return grid.figure
+
+
+def same_starts_curves(curves: pd.DataFrame):
+    """Each method's score with seed k beside zero actions on seed k's evaluation starts (method "zero actions",
+    dashed grey), one panel per task (columns) and seed (rows): every run with seed k plays the same starts, so
+    a learner is read against doing nothing there. ``curves``: task, seed, method, frame, score."""
+    methods = list(dict.fromkeys(curves["method"]))
+    colours = {**palette([m for m in methods if m != "zero actions"]), "zero actions": "0.55"}
+    grid = sns.relplot(curves, x="frame", y="score", hue="method", style="method", row="seed", col="task", kind="line",
+                       marker="o", height=2.4, aspect=1.3, palette=colours, facet_kws={"sharey": False},
+                       dashes={m: (3, 2) if m == "zero actions" else "" for m in methods})
+    grid.set_titles("{col_name}, seed {row_name}")
+    grid.set_axis_labels("environment frames", "normalised score")
+    return grid.figure

@@ -227,6 +227,9 @@ if same_rows:
     same_starts = pd.DataFrame(same_rows).set_index(["task", "seed", "method"]).round(1)
     same_starts.to_csv(results_dir() / f"finetune_{experiment}_same_starts.csv")
     display(same_starts)
+    long = same_starts.rename_axis(columns="frame").stack().rename("score").reset_index()
+    fig = plots.same_starts_curves(long)
+    plots.save(fig, f"finetune_{experiment}_same_starts", preset)
 
 # %% [markdown]
 # ## Retrieval and guidance

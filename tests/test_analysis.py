@@ -124,6 +124,26 @@ def test_a_figure_redrawn_from_the_same_results_is_byte_identical(tmp_path, monk
     assert saved[0] == saved[1]
 
 
+def test_same_starts_figure_has_a_panel_per_task_and_seed_and_draws_zero_actions_dashed():
+    """Notebook 03's same-starts figure: one panel per (seed, task), each with every method that ran that seed and
+    the zero-action curve on its starts, dashed; a method absent from a seed draws nothing there."""
+    from gsa import plots
+
+    rows = [{"task": task, "seed": seed, "method": method, "frame": frame, "score": frame / 10_000 + seed - 0.5 * (method == "zero actions")}
+            for task in ("dmc-quadruped-run", "dmc-walker-run-backwards") for seed in (0, 1)
+            for method in ("zero actions", "dreamerv3", "gsa") if not (method == "gsa" and seed == 1)
+            for frame in (10_000, 20_000, 30_000)]
+    fig = plots.same_starts_curves(pd.DataFrame(rows))
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert sorted(ax.get_title() for ax in axes) == sorted(
+        f"{t}, seed {s}" for t in ("dmc-quadruped-run", "dmc-walker-run-backwards") for s in (0, 1))
+    for ax in axes:
+        lines = [line for line in ax.get_lines() if len(line.get_xdata()) == 3]
+        assert len(lines) == (3 if ax.get_title().endswith("seed 0") else 2)
+        dashed = [line for line in lines if line.get_linestyle() != "-"]
+        assert len(dashed) == 1 and dashed[0].get_ydata()[0] == 0.5 + int(ax.get_title()[-1])
+
+
 def test_run_table_reports_goal_reached_at_any_step_only_where_it_was_recorded(tmp_path):
     import json
     from types import SimpleNamespace
