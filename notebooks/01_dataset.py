@@ -60,7 +60,8 @@ print(f"{len(dataset)} episodes, {dataset.index['n_frames']} frames, padded acti
 # ## Dataset card
 
 # %%
-card = write_card(dataset.root)
+parts = tables(dataset.root)  # the card's statistics, computed once
+card = write_card(dataset.root, parts)
 display(Markdown(card.read_text()))
 
 # %% [markdown]
@@ -92,7 +93,7 @@ fig = plots.data_quality(dataset.manifest, analysis)
 plots.save(fig, "dataset_quality", preset)
 
 # %%
-success = tables(dataset.root).get("success")
+success = parts.get("success")
 success
 
 # %%

@@ -87,10 +87,10 @@ def _states(path: Path) -> dict[str, np.ndarray]:
         return {key: data[key] for key in ("physics", "state") if key in data.files}
 
 
-def write_card(root: str | Path) -> Path:
-    """Write ``<root>/card.md`` and return its path."""
+def write_card(root: str | Path, parts: dict[str, pd.DataFrame] | None = None) -> Path:
+    """Write ``<root>/card.md`` from ``parts`` (default: ``tables(root)``, computed here) and return its path."""
     root = Path(root)
-    parts = tables(root)
+    parts = tables(root) if parts is None else parts
     manifest = read_manifest(root, check_files=False)
     lines = [f"# Dataset card: {root.name}", "",
              f"{len(manifest)} episodes, {int(manifest['length'].sum())} transitions, "
