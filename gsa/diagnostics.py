@@ -14,7 +14,10 @@ of another task, has no reward label and counts only as "offline, other").
 Per group (online episodes of the run's replay; retrieved offline trajectories of the task itself; other
 retrieved ones), over every step: the reward head's mean absolute error, its mean prediction against the
 mean true reward, their correlation, and the world model's reconstruction error (squared error of
-symlog states, summed over dimensions, as in the training loss). It needs the run's checkpoint and the
+symlog states, summed over dimensions, as in the training loss); and, with each state as a start of
+imagination (method §5.5), the head's mean reward over the horizon of π's imagined steps and the critic's
+value, also as a reward per step (value × (1 − γ)). Beside the true reward and π_RL's own return, these say
+whether imagination expects more than the states and the policy give. It needs the run's checkpoint and the
 dataset, i.e. the session that ran it.
 
 It also plays the run's policies on their own (``policies``, in ``diagnostics.json``): π_RL with its mean
@@ -43,7 +46,7 @@ from gsa.agents.dreamer import DreamerAgent
 from gsa.config import from_dict
 from gsa.data.episodes import atomic_write, load_episode
 from gsa.envs import get_spec, make, mask, pad
-from gsa.models.actor_critic import ActorCritic
+from gsa.models.actor_critic import ActorCritic, imagine
 from gsa.models.world_model import WorldModel
 from gsa.train import checkpoint
 from gsa.train.finetune import METHODS, retrieve, run_paths, saved_prior, train_prior
@@ -74,27 +77,44 @@ def replay_rewards(env, episode: dict, atol: float = 1e-2) -> np.ndarray | None:
 
 
 @torch.no_grad()
-def fit(wm: WorldModel, ac: ActorCritic, state: np.ndarray, action: np.ndarray, action_mask: torch.Tensor) -> tuple:
-    """(predicted reward (T,), reconstruction error (T,)) of one episode, filtered from its first frame."""
+def fit(wm: WorldModel, ac: ActorCritic, state: np.ndarray, action: np.ndarray, action_mask: torch.Tensor) -> dict:
+    """One episode, filtered from its first frame → per step (T,): the reward head's prediction ``pred``, the
+    reconstruction error ``recon``, and what the actor-critic makes of each posterior state as a start of
+    imagination (method §5.5): ``imag_reward``, the head's mean reward over ``horizon`` steps of π imagined
+    from it, and ``value``, the critic's value there. Set against the true rewards, these say whether
+    imagination expects more reward than the states (and the policy) give."""
     batch = {"state": torch.as_tensor(pad(state, wm.cfg.state_size), dtype=torch.float32)[None],      # (1, T, S)
              "action": torch.as_tensor(pad(action, wm.cfg.action_size), dtype=torch.float32)[None],   # (1, T, A)
              "is_first": torch.arange(len(state))[None] == 0, "action_mask": action_mask}
     post, _ = wm.observe(batch)
     feat = wm.rssm.feat(post)
     recon = (wm.decode(post) - wm.target(batch["state"])).square().sum(-1)  # (1, T)
-    head = ac.reward(feat)                                              # TwoHot, or (M, 1, T) for an ensemble
-    reward = head.mean(0) if isinstance(head, torch.Tensor) else head.mean()
-    return reward.reshape(-1).numpy(), recon.reshape(-1).numpy()
+    start = {k: v[0] for k, v in post.items()}                              # (T, ...)
+    states, _, _ = imagine(wm.rssm, ac.actor, start, action_mask.expand(len(state), -1), ac.cfg.horizon)
+    out = {"pred": reward_of(ac, feat), "recon": recon, "value": ac.critic(feat).mean(),
+           "imag_reward": reward_of(ac, wm.rssm.feat(states)[1:]).mean(0)}  # (H, T) → (T,)
+    return {k: v.reshape(-1).numpy() for k, v in out.items()}
 
 
-def summarise(group: str, rows: list[tuple]) -> dict:
-    """One group's statistics over all its steps; ``rows`` = [(predicted, true or None, recon)] per episode."""
-    pred = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0)
-    recon = np.concatenate([r[2] for r in rows]) if rows else np.zeros(0)
-    out = {"group": group, "episodes": len(rows), "steps": len(pred), "reward_pred": float(pred.mean()) if len(pred) else None,
-           "recon": float(recon.mean()) if len(recon) else None, "reward_true": None, "reward_mae": None, "reward_corr": None}
-    if rows and all(r[1] is not None for r in rows):
-        true = np.concatenate([r[1] for r in rows])
+def reward_of(ac: ActorCritic, feat: torch.Tensor) -> torch.Tensor:
+    """The reward head's mean prediction at ``feat`` (..., F) → (...); an ensemble's members averaged."""
+    head = ac.reward(feat)                                              # TwoHot, or (M, ...) for an ensemble
+    return head.mean(0) if isinstance(head, torch.Tensor) else head.mean()
+
+
+def summarise(group: str, rows: list[dict]) -> dict:
+    """One group's statistics over all its steps; ``rows``: one :func:`fit` per episode, with its true
+    rewards ``true`` (T,) or None. ``value_per_step`` is the value times (1 − γ): the reward per step that a
+    value of this size stands for, comparable with ``reward_true`` and ``imag_reward``."""
+    stats = {k: np.concatenate([r[k] for r in rows]) if rows else np.zeros(0)
+             for k in ("pred", "recon", "imag_reward", "value")}
+    mean = {k: float(v.mean()) if len(v) else None for k, v in stats.items()}
+    out = {"group": group, "episodes": len(rows), "steps": len(stats["pred"]), "reward_pred": mean["pred"],
+           "recon": mean["recon"], "reward_true": None, "reward_mae": None, "reward_corr": None,
+           "imag_reward": mean["imag_reward"], "value": mean["value"],
+           "value_per_step": None if mean["value"] is None else mean["value"] * (1 - rows[0]["gamma"])}
+    if rows and all(r["true"] is not None for r in rows):
+        pred, true = stats["pred"], np.concatenate([r["true"] for r in rows])
         out.update(reward_true=float(true.mean()), reward_mae=float(np.abs(pred - true).mean()),
                    reward_corr=float(np.corrcoef(pred, true)[0, 1]) if true.std() > 0 and pred.std() > 0 else None)
     return out
@@ -282,18 +302,18 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
     ac.eval()
     action_mask = torch.as_tensor(mask(spec.embodiment.action_size, cfg.world_model.action_size))[None]
 
-    groups = {"online": [], "offline, task": [], "offline, other": []}  # [(predicted, true or None, recon)]
+    groups = {"online": [], "offline, task": [], "offline, other": []}  # one fit per episode, with "true" rewards
     for e in saved["replay"]:
         if len(e["action"]) > 1:
-            pred, recon = fit(wm, ac, np.stack(e["state"]), np.stack(e["action"]), action_mask)
-            groups["online"].append((pred, np.asarray(e["reward"]), recon))
+            stats = fit(wm, ac, np.stack(e["state"]), np.stack(e["action"]), action_mask)
+            groups["online"].append({**stats, "true": np.asarray(e["reward"]), "gamma": cfg.finetune.gamma})
     manifest = dataset.manifest.set_index("id")
     env = make(task, obs="state", action_repeat=cfg.finetune.action_repeat)
     for episode_id in ids:
         episode = load_episode(dataset.root / manifest.loc[episode_id, "path"])
         true = replay_rewards(env, episode)
-        pred, recon = fit(wm, ac, episode["state"], episode["action"], action_mask)
-        groups["offline, task" if true is not None else "offline, other"].append((pred, true, recon))
+        stats = {**fit(wm, ac, episode["state"], episode["action"], action_mask), "true": true, "gamma": cfg.finetune.gamma}
+        groups["offline, task" if true is not None else "offline, other"].append(stats)
     table = pd.DataFrame([summarise(g, rows) for g, rows in groups.items()])
     if with_priors:
         table.attrs["priors"] = priors(cfg, task, dataset, ids, episodes)

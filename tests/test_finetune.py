@@ -413,6 +413,10 @@ def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_hea
     (run / "full.json").replace(run / "diagnostics.json")
     assert table.loc["online", "episodes"] == 800 // 2 // 100 and table.loc["online", "reward_mae"] >= 0
     assert table.loc["offline, task", "episodes"] == 2 and table.loc["offline, task", "reward_true"] > 0
+    gamma = cfg.finetune.gamma  # what imagination makes of each group's states, as a reward per step
+    for group in ("online", "offline, task"):
+        row = table.loc[group]
+        assert np.isfinite(row["imag_reward"]) and row["value_per_step"] == pytest.approx(row["value"] * (1 - gamma))
     report = json.loads((run / "diagnostics.json").read_text())
     assert report["frame"] == 800 and [g["group"] for g in report["groups"]] == ["online", "offline, task", "offline, other"]
     assert [p["data"] for p in report["priors"]] == ["all retrieved", "σ ≤ 0.1"]  # kept by the re-run without --priors
