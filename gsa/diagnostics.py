@@ -90,7 +90,9 @@ def fit(wm: WorldModel, ac: ActorCritic, state: np.ndarray, action: np.ndarray, 
     feat = wm.rssm.feat(post)
     recon = (wm.decode(post) - wm.target(batch["state"])).square().sum(-1)  # (1, T)
     start = {k: v[0] for k, v in post.items()}                              # (T, ...)
-    states, _, _ = imagine(wm.rssm, ac.actor, start, action_mask.expand(len(state), -1), ac.cfg.horizon)
+    with torch.random.fork_rng():  # π's samples leave the posterior's random stream (and the fit) as they were
+        torch.manual_seed(len(state))
+        states, _, _ = imagine(wm.rssm, ac.actor, start, action_mask.expand(len(state), -1), ac.cfg.horizon)
     out = {"pred": reward_of(ac, feat), "recon": recon, "value": ac.critic(feat).mean(),
            "imag_reward": reward_of(ac, wm.rssm.feat(states)[1:]).mean(0)}  # (H, T) → (T,)
     return {k: v.reshape(-1).numpy() for k, v in out.items()}
