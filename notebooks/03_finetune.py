@@ -53,6 +53,7 @@ import seaborn as sns
 from gsa import analysis, plots
 from gsa.config import preset as get_preset
 from gsa.diagnostics import still_curve, still_return
+from gsa.envs import get_spec
 from gsa.experiments.studies import study, study_runs
 from gsa.experiments.sweep import read_status, sweep, tidy
 from gsa.paths import results_dir
@@ -351,3 +352,23 @@ if len(played):
 if len(by_quality):
     by_quality.to_csv(results_dir() / f"finetune_{experiment}_priors.csv", index=False)
     display(by_quality.set_index(["task", "method", "seed", "data"]).round(3))
+
+# %% [markdown]
+# Does imagination expect more than the policy gets? Reports from December 4, 2026 on also give, per group,
+# `imag_reward`: the head's mean reward over π's imagined steps (the horizon) from each of the group's
+# states, and the critic's `value` there, also as a reward per step (`value_per_step` = value × (1 − γ)).
+# Below, for each run: on its online states, the reward per step imagination expects and the critic's, beside
+# the true reward of those states and what π_RL earns per agent step when it plays alone (its return over
+# the episode's agent steps, 20 episodes on fresh starts).
+
+# %%
+if len(diagnostics) and "imag_reward" in diagnostics and len(played):
+    online = diagnostics[(diagnostics.group == "online") & diagnostics.imag_reward.notna()]
+    alone = played[played.policy == "π_RL (mean action)"].set_index(["task", "method", "seed"])
+    steps = {t: get_spec(t).embodiment.episode_length(cfg.finetune.action_repeat) for t in online.task.unique()}
+    imagination = online.set_index(["task", "method", "seed"])[["reward_true", "imag_reward", "value_per_step"]]
+    imagination = imagination.join(alone["episode_return"].rename("π_RL alone"), how="inner")
+    imagination["π_RL alone"] /= [steps[task] for task in imagination.index.get_level_values("task")]
+    imagination["imagined / π_RL alone"] = imagination["imag_reward"] / imagination["π_RL alone"]
+    imagination.round(3).to_csv(results_dir() / f"finetune_{experiment}_imagination.csv")
+    display(imagination.round(3))

@@ -80,11 +80,12 @@ def write_synthetic_study(preset: str, extra_methods: tuple[str, ...] = ()) -> N
         code = {"code": [None, "abc1234567"]} if good else {}  # GSA's: resumed after the code was recorded
         (path / "done.json").write_text(json.dumps({"frames": 4000, "seconds": 600.0, "cpu_seconds": 540.0, **code}))
         if good:  # `gsa diagnose`'s report: the fit per group and the policies played alone
-            group = {"group": "online", "episodes": 2, "reward_pred": 1.0, "reward_true": 1.1}
-            policy = {"policy": "π_bc (whole episodes)", "episodes": 10, "episode_return": 900.0, "success": 0.0,
-                      "success_any": 1.0}
+            group = {"group": "online", "episodes": 2, "reward_pred": 1.0, "reward_true": 1.1, "imag_reward": 1.5,
+                     "value": 400.0, "value_per_step": 1.2}
+            policies = [{"policy": name, "episodes": 10, "episode_return": ret, "success": 0.0, "success_any": 1.0}
+                        for name, ret in (("π_RL (mean action)", 50.0), ("π_bc (whole episodes)", 900.0))]
             (path / "diagnostics.json").write_text(json.dumps({"method": "gsa", "task": run.task, "frame": 4000,
-                                                               "groups": [group], "policies": [policy]}))
+                                                               "groups": [group], "policies": policies}))
 
 
 def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_training(tmp_path, monkeypatch):
@@ -120,7 +121,10 @@ def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_
     assert runs.loc[("dreamerv3", "mw-reach", 0), "training episodes"] == "2: 1 with reward, 1 successes"
     assert runs.loc[("gsa", "mw-reach", 0), "scores"] == "0 / 100 / 100 / 100"
     played = pd.read_csv(tmp_path / "results" / "finetune_smoke_policies.csv")
-    assert len(played) == len(runs.loc["gsa"]) and (played["method"] == "gsa").all() and (played["success_any"] == 1.0).all()
+    assert len(played) == 2 * len(runs.loc["gsa"]) and (played["method"] == "gsa").all() and (played["success_any"] == 1.0).all()
+    imagined = pd.read_csv(tmp_path / "results" / "finetune_smoke_imagination.csv").set_index("task")
+    assert imagined.loc["dmc-cartpole-balance", "π_RL alone"] == 50.0 / 500  # the return over 500 agent steps
+    assert imagined.loc["mw-reach", "imagined / π_RL alone"] == 1.5 / (50.0 / 100)  # Meta-World: 100 agent steps
 
 
 def test_theory_notebook_runs_and_writes_its_figures(tmp_path, monkeypatch):
