@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gsa.agents.drqv2 import Encoder, n_step_transitions
+from gsa.agents.drqv2 import Encoder, FrameStack, n_step_transitions
 from gsa.bc import random_shift
 from gsa.config import DiffusionConfig
 
@@ -62,7 +62,7 @@ class NoiseNet(nn.Module):
         return self.net(torch.cat([noisy, self.time(time_embedding(k, self.time_dim)), h], -1))
 
 
-class DiffusionPolicy:
+class DiffusionPolicy(FrameStack):
     """The agent: the noise predictor (and encoder), its optimiser, the frame stack, the update."""
 
     def __init__(self, obs_shape: tuple, action_mask: np.ndarray, cfg: DiffusionConfig, device="cpu"):
@@ -83,25 +83,7 @@ class DiffusionPolicy:
         self.window = (cfg.frame_stack if self.pixels else 1) + 1
         self.batch_size, self.update_every, self.warmup_frames = cfg.batch_size, cfg.update_every, 0
 
-    # -- acting (the online loop's protocol, gsa/agents/__init__.py) --------------------------------------
-    def reset(self) -> None:
-        self.frames.clear()
-
-    def observe(self, obs: np.ndarray) -> None:
-        self.frames.extend([obs] * (self.cfg.frame_stack if not self.frames else 1))
-
-    def executed(self, action: np.ndarray) -> None:
-        pass
-
-    @property
-    def acting_state(self):
-        return list(self.frames)
-
-    @acting_state.setter
-    def acting_state(self, frames) -> None:
-        self.frames.clear()
-        self.frames.extend(frames)
-
+    # -- acting: FrameStack's, then the policy (the online loop's protocol, gsa/agents/__init__.py) ----
     @torch.no_grad()
     def sample(self, h: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Actions (B, A) for features ``h`` (B, D) by DDIM from Gaussian noise, clipped to [−1, 1], padded dims 0."""

@@ -57,6 +57,32 @@ def sample_action(mean: torch.Tensor, std: float, clip: float | None = None, eps
     return x - x.detach() + x.detach().clamp(-1 + eps, 1 - eps)
 
 
+class FrameStack:
+    """The acting half of the online loop's protocol (gsa/agents/__init__.py) for agents that read the last
+    ``frame_stack`` observations (pixels; in state mode the last one): ``self.frames``, a deque with that
+    ``maxlen``, made by the agent. Shared by DrQ-v2, RLPD and Diffusion Policy."""
+    frames: deque
+
+    def reset(self) -> None:
+        self.frames.clear()
+
+    def observe(self, obs: np.ndarray) -> None:
+        """The next frame; the first one of an episode fills the whole stack (DrQ-v2's FrameStack)."""
+        self.frames.extend([obs] * (self.frames.maxlen if not self.frames else 1))
+
+    def executed(self, action: np.ndarray) -> None:
+        pass
+
+    @property
+    def acting_state(self):
+        return list(self.frames)
+
+    @acting_state.setter
+    def acting_state(self, frames) -> None:
+        self.frames.clear()
+        self.frames.extend(frames)
+
+
 class Encoder(nn.Module):
     """4 × [Conv 3×3, 32 channels, ReLU], strides 2, 1, 1, 1, on pixels/255 − 0.5 (64 → 31 → 29 → 27 → 25)."""
 
@@ -110,7 +136,7 @@ def _orthogonal(module: nn.Module) -> None:
         nn.init.zeros_(module.bias.data)
 
 
-class DrQv2:
+class DrQv2(FrameStack):
     """The agent: networks, optimisers, the frame stack of the episode being played, the update."""
 
     def __init__(self, obs_shape: tuple, action_mask: np.ndarray, cfg: DrQv2Config, device="cpu",
@@ -143,26 +169,7 @@ class DrQv2:
         # what the online loop needs to know (gsa.train.online)
         self.batch_size, self.update_every, self.warmup_frames = cfg.batch_size, cfg.update_every, cfg.seed_frames
 
-    # -- acting (the online loop's protocol, gsa/agents/__init__.py) --------------------------------------
-    def reset(self) -> None:
-        self.frames.clear()
-
-    def observe(self, obs: np.ndarray) -> None:
-        """The next frame; the first one of an episode fills the whole stack (DrQ-v2's FrameStack)."""
-        self.frames.extend([obs] * (self.cfg.frame_stack if not self.frames else 1))
-
-    def executed(self, action: np.ndarray) -> None:
-        pass
-
-    @property
-    def acting_state(self):
-        return list(self.frames)
-
-    @acting_state.setter
-    def acting_state(self, frames) -> None:
-        self.frames.clear()
-        self.frames.extend(frames)
-
+    # -- acting: FrameStack's, then the policy (the online loop's protocol, gsa/agents/__init__.py) ----
     @torch.no_grad()
     def policy(self, action_mask: torch.Tensor, explore: bool, step: int = 0) -> np.ndarray:
         """Action for the current stack: the mean, plus unclipped noise of the scheduled std at agent step

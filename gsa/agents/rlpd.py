@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gsa.agents.drqv2 import Encoder, n_step_transitions
+from gsa.agents.drqv2 import Encoder, FrameStack, n_step_transitions
 from gsa.bc import random_shift
 from gsa.config import RLPDConfig
 
@@ -83,7 +83,7 @@ def min_of_random_members(q: torch.Tensor, k: int) -> torch.Tensor:
     return q[pick].min(0).values
 
 
-class RLPD:
+class RLPD(FrameStack):
     """The agent: networks, optimisers, temperature, the frame stack of the episode, the update."""
 
     def __init__(self, obs_shape: tuple, action_mask: np.ndarray, cfg: RLPDConfig, device="cpu"):
@@ -110,25 +110,7 @@ class RLPD:
         self.window = (cfg.frame_stack if self.pixels else 1) + 1
         self.batch_size, self.update_every, self.warmup_frames = cfg.batch_size * cfg.utd, 1, cfg.seed_frames
 
-    # -- acting (the online loop's protocol, gsa/agents/__init__.py) --------------------------------------
-    def reset(self) -> None:
-        self.frames.clear()
-
-    def observe(self, obs: np.ndarray) -> None:
-        self.frames.extend([obs] * (self.cfg.frame_stack if not self.frames else 1))
-
-    def executed(self, action: np.ndarray) -> None:
-        pass
-
-    @property
-    def acting_state(self):
-        return list(self.frames)
-
-    @acting_state.setter
-    def acting_state(self, frames) -> None:
-        self.frames.clear()
-        self.frames.extend(frames)
-
+    # -- acting: FrameStack's, then the policy (the online loop's protocol, gsa/agents/__init__.py) ----
     @torch.no_grad()
     def policy(self, action_mask: torch.Tensor, explore: bool, step: int = 0) -> np.ndarray:
         obs = np.concatenate(self.frames, 0) if self.pixels else self.frames[-1]
