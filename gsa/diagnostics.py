@@ -1,5 +1,5 @@
 """Why a fine-tuning run learned what it did: how well its world model and reward head fit the online
-episodes and the retrieved offline trajectories (the cpu study's investigation, README "The cpu study").
+episodes and the retrieved offline trajectories (the cpu study's investigation, docs/cpu_study.md).
 
     report = diagnose("results/runs/cpu/gsa/mw-door-open/seed0")   # → also writes diagnostics.json there
 

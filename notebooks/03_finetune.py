@@ -119,7 +119,7 @@ if len(returns):
 # %% [markdown]
 # The score counts a Meta-World success at the episode's last step only. Whether the policy reached the goal
 # at some step, and perhaps drifted off again, is recorded beside it (`success_any`, in runs from December
-# 2026 on; README "The cpu study": on door-open the two differ a lot). It is a diagnostic, not the score.
+# 2026 on; docs/cpu_study.md: on door-open the two differ a lot). It is a diagnostic, not the score.
 
 # %%
 reached = returns.dropna(subset=["success_any"])
