@@ -46,6 +46,7 @@ from gsa.agents.dreamer import DreamerAgent
 from gsa.config import from_dict
 from gsa.data.episodes import atomic_write, load_episode
 from gsa.envs import get_spec, make, mask, pad
+from gsa.envs.render import set_physics_state
 from gsa.models.actor_critic import ActorCritic, imagine
 from gsa.models.world_model import WorldModel
 from gsa.train import checkpoint
@@ -56,19 +57,27 @@ from gsa.train.pretrain import load_world_model, open_dataset, world_model_path
 
 def replay_rewards(env, episode: dict, atol: float = 1e-2) -> np.ndarray | None:
     """The task rewards (T+1,) of a stored episode (0 at its first frame, as the online replay stores them),
-    by replaying its actions in ``env`` from its first physics state; None if the replay leaves the stored
-    states by more than ``atol`` (the episode is not of this task's model or placement). DMC replays are
-    exact; Meta-World's drift by up to ~1e-3 over 100 steps (its mocap-driven hand and solver warm start
-    are not part of the stored state), while the replayed return matched the logged one to 1e-7."""
+    by replaying its actions in ``env`` from its stored physics states; None if the replay leaves the stored
+    states by more than ``atol`` (the episode is not of this task's model or placement).
+
+    DMC: each agent step is replayed from the stored state before it, so every reward is that of the stored
+    transition. A chained replay from the first state alone does not stay on the stored states: the restored
+    state differs by ~1e-15 (the solver's warm start is not part of it), and a contact-rich body amplifies it —
+    22 of 50 quadruped trajectories left the stored states by more than 1e-2 after 190–430 of their 500 steps.
+    Meta-World: chained from the first state (its stored state lacks the mocap-driven hand's), which drifts by
+    up to ~1e-3 over 100 steps, while the replayed return matched the logged one to 1e-7."""
     native = env.action_space.shape[0]
-    states = episode["state"]
-    if episode["physics"].shape[1:] != env.physics_state().shape:  # another embodiment
+    states, physics = episode["state"], episode["physics"]
+    if physics.shape[1:] != env.physics_state().shape:  # another embodiment
         return None
-    obs = env.restore(episode["physics"][0], episode.get("task_state"))
+    obs = env.restore(physics[0], episode.get("task_state"))
     if obs.shape != states[0].shape or not np.allclose(obs, states[0], atol=atol):
         return None
+    resync = env.task_spec.benchmark == "dmc"
     rewards = [0.0]
     for t in range(1, len(states)):
+        if resync:
+            set_physics_state(env.model, env.data, physics[t - 1])
         obs, reward, _, _, _ = env.step(episode["action"][t][:native])
         if not np.allclose(obs, states[t], atol=atol):
             return None

@@ -426,6 +426,28 @@ def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_hea
         assert p["episodes"] == 2 and 0 <= p["success"] <= p["success_any"] <= 1 and p["episode_return"] > 0
 
 
+def test_replay_recovers_every_reward_of_a_chaotic_quadruped_episode():
+    """A random-action quadruped-run episode, stored as the collection stores it (state and physics per agent
+    step): its replayed rewards are those it earned, at every step. Replayed in one chain from its first state
+    alone, this episode (seed 1) leaves the stored states at step 442 (contacts amplify the ~1e-15 by which a
+    restored state differs), so each DMC step is replayed from the stored state before it."""
+    from gsa.diagnostics import replay_rewards
+    from gsa.envs import make
+
+    env, rng = make("dmc-quadruped-run", obs="state", seed=1), np.random.default_rng(1)
+    obs, info = env.reset(seed=1)
+    episode, earned, done = {"state": [obs], "physics": [info["physics"]], "action": [np.zeros(12, np.float32)]}, [0.0], False
+    while not done:
+        action = rng.uniform(-1, 1, 12).astype(np.float32)
+        obs, reward, _, done, info = env.step(action)
+        for key, value in (("state", obs), ("physics", info["physics"]), ("action", action)):
+            episode[key].append(value)
+        earned.append(reward)
+    rewards = replay_rewards(make("dmc-quadruped-run", obs="state"), {k: np.stack(v) for k, v in episode.items()})
+    assert rewards is not None and len(rewards) == 501
+    np.testing.assert_allclose(rewards, earned, atol=1e-6)
+
+
 def test_quality_slices_split_experts_by_noise_and_exploration_by_source():
     from gsa.diagnostics import quality_slices
 
