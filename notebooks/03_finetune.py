@@ -52,6 +52,7 @@ import seaborn as sns
 
 from gsa import analysis, plots
 from gsa.config import preset as get_preset
+from gsa.data.card import markdown
 from gsa.diagnostics import still_curve, still_return
 from gsa.envs import get_spec
 from gsa.experiments.studies import study, study_runs
@@ -93,6 +94,9 @@ finished_runs = analysis.run_table(runs)
 order = {m: i for i, m in enumerate(methods)}
 finished_runs = finished_runs.sort_values(["method", "task", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
 finished_runs.to_csv(results_dir() / f"finetune_{experiment}_runs.csv", index=False)
+tables = results_dir() / "tables" / experiment  # the same tables as markdown, for the docs
+tables.mkdir(parents=True, exist_ok=True)
+(tables / "finetune_runs.md").write_text(markdown(finished_runs) + "\n")
 finished_runs
 
 # %% [markdown]
@@ -204,6 +208,7 @@ if len(finished):
     still = {t: still_return(cfg, t, episodes=4 * cfg.finetune.eval_episodes) for t in cells.index}
     cells["zero actions"] = [f"{score(t, r['episode_return'], r['success']):.1f}" for t, r in still.items()]
     cells.to_csv(results_dir() / f"finetune_{experiment}_table.csv")
+    (tables / "finetune_final.md").write_text(markdown(cells.reset_index()) + "\n")
     display(cells)
 
 # %% [markdown]

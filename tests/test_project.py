@@ -122,6 +122,10 @@ def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_
     assert runs.loc[("gsa", "mw-reach", 0), "scores"] == "0 / 100 / 100 / 100"
     played = pd.read_csv(tmp_path / "results" / "finetune_smoke_policies.csv")
     assert len(played) == 2 * len(runs.loc["gsa"]) and (played["method"] == "gsa").all() and (played["success_any"] == 1.0).all()
+    runs_md = (tmp_path / "results" / "tables" / "smoke" / "finetune_runs.md").read_text().splitlines()
+    assert runs_md[0].startswith("| task | method | seed | scores |") and len(runs_md) == 2 + len(runs)
+    final_md = (tmp_path / "results" / "tables" / "smoke" / "finetune_final.md").read_text()
+    assert final_md.startswith("| task | gsa | dreamerv3 |") and "| mw-reach |" in final_md
     imagined = pd.read_csv(tmp_path / "results" / "finetune_smoke_imagination.csv").set_index("task")
     assert imagined.loc["dmc-cartpole-balance", "π_RL alone"] == 50.0 / 500  # the return over 500 agent steps
     assert imagined.loc["mw-reach", "imagined / π_RL alone"] == 1.5 / (50.0 / 100)  # Meta-World: 100 agent steps
