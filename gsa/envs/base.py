@@ -66,8 +66,10 @@ class TaskEnv(gymnasium.Env):
 
     def restore(self, state: np.ndarray, task_state: np.ndarray | None = None) -> np.ndarray:
         """Start an episode from a stored physics state (and, in Meta-World, the episode's ``task_state``);
-        returns its observation. Stepping the stored actions from there replays the episode exactly
-        (MuJoCo is deterministic), which recovers the rewards of any task of the same model."""
+        returns its observation. Stepping the stored actions from there replays the episode, which recovers
+        the rewards of any task of the same model: to float precision at first (the solver's warm start is not
+        part of the stored state, so the restored one differs by ~1e-15), and a contact-rich body such as the
+        quadruped amplifies that over hundreds of steps (``gsa.diagnostics.replay_rewards`` re-syncs every step)."""
         self.reset(seed=0)
         set_physics_state(self.model, self.data, state)
         return self._observe()
