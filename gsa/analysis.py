@@ -13,7 +13,9 @@ A method × task with fewer seeds than the others enters with the seeds every ta
 """
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -175,8 +177,10 @@ def run_table(runs) -> pd.DataFrame:
     what its training episodes did (Meta-World: how many earned reward, how many succeeded and how many of those
     the BC prior guided, how many reached the goal at some step; DMC: the mean return of the last 10), the
     evaluations' success at any step (:func:`reached`), and its wall and CPU minutes (the online phase; CPU time,
-    like ``success_any``, is recorded from December 2026 on), and the code that ran it (commits, ``done.json``'s
-    ``code``; "?" for a part that predates the record, empty for older runs)."""
+    like ``success_any``, is recorded from December 2026 on), the code that ran it (commits, ``done.json``'s
+    ``code``; "?" for a part that predates the record, empty for older runs), and for runs that retrieved offline
+    data the day that data was collected (the stamp of its episode ids): a re-collected dataset, and the world
+    model pre-trained on it, start a new provenance."""
     import json
 
     def minutes(seconds: float | None) -> int | None:
@@ -202,9 +206,20 @@ def run_table(runs) -> pd.DataFrame:
                      "scores": " / ".join(f"{s:.0f}" for s in evals["score"]), "goal reached": reached(evals),
                      "training episodes": episodes,
                      "minutes": minutes(done.get("seconds")), "CPU minutes": minutes(done.get("cpu_seconds")),
-                     "code": ", ".join(version or "?" for version in done.get("code", []))})
+                     "code": ", ".join(version or "?" for version in done.get("code", [])),
+                     "data collected": collected(path / "retrieval.json")})
     return pd.DataFrame(rows, columns=["task", "method", "seed", "scores", "goal reached", "training episodes",
-                                       "minutes", "CPU minutes", "code"])
+                                       "minutes", "CPU minutes", "code", "data collected"])
+
+
+def collected(retrieval: Path) -> str | None:
+    """The day (YYYY-MM-DD) the earliest of a run's retrieved episodes was collected, from the ``{ts}-…`` stamp
+    of their ids in ``retrieval.json``; None without retrieved ids or stamps."""
+    import json
+
+    ids = json.loads(retrieval.read_text()).get("ids") if retrieval.exists() else None
+    stamps = sorted(i[:8] for i in ids or [] if re.match(r"\d{8}T\d{6}-", i))
+    return f"{stamps[0][:4]}-{stamps[0][4:6]}-{stamps[0][6:]}" if stamps else None
 
 
 def reached(evals: pd.DataFrame) -> str:

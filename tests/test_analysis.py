@@ -165,3 +165,19 @@ def test_run_table_reports_goal_reached_at_any_step_only_where_it_was_recorded(t
     assert table.loc["new", "goal reached"] == "40 / 100" and table.loc["old", "goal reached"] == ""
     assert table.loc["new", "training episodes"] == "2: 2 with reward, 0 successes; 1 reached the goal at some step"
     assert table.loc["old", "training episodes"] == "2: 1 with reward, 1 successes"
+    assert table["data collected"].isna().all()  # neither retrieved offline data
+
+
+def test_run_table_dates_the_retrieved_data_by_its_earliest_episode_stamp(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from gsa.analysis import run_table
+
+    (tmp_path / "eval.csv").write_text("score\n0.0\n")
+    (tmp_path / "train.csv").write_text("episode_return\n1.0\n")
+    (tmp_path / "done.json").write_text("{}")
+    ids = ["20261204T152503-1cdacb6025de4e5c-0-500", "20261203T100010-1293b77ced3dcfed-129-500", "custom-episode"]
+    (tmp_path / "retrieval.json").write_text(json.dumps({"k": 3, "ids": ids}))
+    run = SimpleNamespace(task="dmc-cheetah-run", label="gsa", seed=0, paths=lambda: (tmp_path, None))
+    assert run_table([run]).loc[0, "data collected"] == "2026-12-03"
