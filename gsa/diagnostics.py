@@ -6,10 +6,10 @@ episodes and the retrieved offline trajectories (the cpu study's investigation, 
 The offline data is reward-free (method §1), so the reward head is trained on online rows only; yet
 imagination starts from every posterior state, offline ones included (method §5.5). Whether the head's
 rewards on the retrieved trajectories are right is therefore what rehearsal's value depends on. Their
-true rewards are recovered here, never shown to the learner: each trajectory is replayed in the task's
-environment from its stored first physics state with its stored actions (MuJoCo is deterministic, so the
-replayed states must equal the stored ones; a trajectory whose replay diverges, e.g. a Meta-World episode
-of another task, has no reward label and counts only as "offline, other").
+true rewards are recovered here, never shown to the learner: each trajectory's stored actions are replayed
+in the task's environment from its stored physics states (:func:`replay_rewards`); the replayed states must
+match the stored ones, and a trajectory whose replay does not, e.g. a Meta-World episode of another task,
+has no reward label and counts only as "offline, other".
 
 Per group (online episodes of the run's replay; retrieved offline trajectories of the task itself; other
 retrieved ones), over every step: the reward head's mean absolute error, its mean prediction against the
@@ -113,17 +113,17 @@ def reward_of(ac: ActorCritic, feat: torch.Tensor) -> torch.Tensor:
     return head.mean(0) if isinstance(head, torch.Tensor) else head.mean()
 
 
-def summarise(group: str, rows: list[dict]) -> dict:
+def summarise(group: str, rows: list[dict], gamma: float) -> dict:
     """One group's statistics over all its steps; ``rows``: one :func:`fit` per episode, with its true
-    rewards ``true`` (T,) or None. ``value_per_step`` is the value times (1 − γ): the reward per step that a
-    value of this size stands for, comparable with ``reward_true`` and ``imag_reward``."""
+    rewards ``true`` (T,) or None. ``value_per_step`` is the value times (1 − ``gamma``): the reward per step
+    that a value of this size stands for, comparable with ``reward_true`` and ``imag_reward``."""
     stats = {k: np.concatenate([r[k] for r in rows]) if rows else np.zeros(0)
              for k in ("pred", "recon", "imag_reward", "value")}
     mean = {k: float(v.mean()) if len(v) else None for k, v in stats.items()}
     out = {"group": group, "episodes": len(rows), "steps": len(stats["pred"]), "reward_pred": mean["pred"],
            "recon": mean["recon"], "reward_true": None, "reward_mae": None, "reward_corr": None,
            "imag_reward": mean["imag_reward"], "value": mean["value"],
-           "value_per_step": None if mean["value"] is None else mean["value"] * (1 - rows[0]["gamma"])}
+           "value_per_step": None if mean["value"] is None else mean["value"] * (1 - gamma)}
     if rows and all(r["true"] is not None for r in rows):
         pred, true = stats["pred"], np.concatenate([r["true"] for r in rows])
         out.update(reward_true=float(true.mean()), reward_mae=float(np.abs(pred - true).mean()),
@@ -317,15 +317,15 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
     for e in saved["replay"]:
         if len(e["action"]) > 1:
             stats = fit(wm, ac, np.stack(e["state"]), np.stack(e["action"]), action_mask)
-            groups["online"].append({**stats, "true": np.asarray(e["reward"]), "gamma": cfg.finetune.gamma})
+            groups["online"].append({**stats, "true": np.asarray(e["reward"])})
     manifest = dataset.manifest.set_index("id")
     env = make(task, obs="state", action_repeat=cfg.finetune.action_repeat)
     for episode_id in ids:
         episode = load_episode(dataset.root / manifest.loc[episode_id, "path"])
         true = replay_rewards(env, episode)
-        stats = {**fit(wm, ac, episode["state"], episode["action"], action_mask), "true": true, "gamma": cfg.finetune.gamma}
+        stats = {**fit(wm, ac, episode["state"], episode["action"], action_mask), "true": true}
         groups["offline, task" if true is not None else "offline, other"].append(stats)
-    table = pd.DataFrame([summarise(g, rows) for g, rows in groups.items()])
+    table = pd.DataFrame([summarise(g, rows, cfg.finetune.gamma) for g, rows in groups.items()])
     if with_priors:
         table.attrs["priors"] = priors(cfg, task, dataset, ids, episodes)
     if write:
