@@ -13,7 +13,6 @@ A method × task with fewer seeds than the others enters with the seeds every ta
 """
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -217,8 +216,10 @@ def collected(retrieval: Path) -> str | None:
     of their ids in ``retrieval.json``; None without retrieved ids or stamps."""
     import json
 
+    from gsa.data.episodes import NCRL_NAME  # an id is its episode file's name without ".npz"
+
     ids = json.loads(retrieval.read_text()).get("ids") if retrieval.exists() else None
-    stamps = sorted(i[:8] for i in ids or [] if re.match(r"\d{8}T\d{6}-", i))
+    stamps = sorted(m["ts"][:8] for m in (NCRL_NAME.match(f"{i}.npz") for i in ids or []) if m)
     return f"{stamps[0][:4]}-{stamps[0][4:6]}-{stamps[0][6:]}" if stamps else None
 
 
