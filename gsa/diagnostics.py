@@ -16,8 +16,11 @@ retrieved ones), over every step: the reward head's mean absolute error, its mea
 mean true reward, their correlation, and the world model's reconstruction error (squared error of
 symlog states, summed over dimensions, as in the training loss); and, with each state as a start of
 imagination (method §5.5), the head's mean reward over the horizon of π's imagined steps and the critic's
-value, also as a reward per step (value × (1 − γ)). Beside the true reward and π_RL's own return, these say
-whether imagination expects more than the states and the policy give. It needs the run's checkpoint and the
+value, also as a reward per step (value × (1 − γ)); and, from every 10th state, π imagined for 3 / (1 − γ)
+steps (:func:`long_imagination`): the head's mean reward over them and the value those rewards give, which a
+critic consistent with the model matches. Beside the true reward and π_RL's own return, these say whether
+imagination expects more than the states and the policy give, and whether within the training horizon or
+after it. It needs the run's checkpoint and the
 dataset, i.e. the session that ran it.
 
 It also plays the run's policies on their own (``policies``, in ``diagnostics.json``): π_RL with its mean
@@ -86,12 +89,14 @@ def replay_rewards(env, episode: dict, atol: float = 1e-2) -> np.ndarray | None:
 
 
 @torch.no_grad()
-def fit(wm: WorldModel, ac: ActorCritic, state: np.ndarray, action: np.ndarray, action_mask: torch.Tensor) -> dict:
+def fit(wm: WorldModel, ac: ActorCritic, state: np.ndarray, action: np.ndarray, action_mask: torch.Tensor,
+        stride: int = 10) -> tuple[dict, dict]:
     """One episode, filtered from its first frame → per step (T,): the reward head's prediction ``pred``, the
     reconstruction error ``recon``, and what the actor-critic makes of each posterior state as a start of
     imagination (method §5.5): ``imag_reward``, the head's mean reward over ``horizon`` steps of π imagined
     from it, and ``value``, the critic's value there. Set against the true rewards, these say whether
-    imagination expects more reward than the states (and the policy) give."""
+    imagination expects more reward than the states (and the policy) give. Also returns every ``stride``-th
+    posterior state (T // stride, ...), starts for :func:`long_imagination`."""
     batch = {"state": torch.as_tensor(pad(state, wm.cfg.state_size), dtype=torch.float32)[None],      # (1, T, S)
              "action": torch.as_tensor(pad(action, wm.cfg.action_size), dtype=torch.float32)[None],   # (1, T, A)
              "is_first": torch.arange(len(state))[None] == 0, "action_mask": action_mask}
@@ -104,7 +109,34 @@ def fit(wm: WorldModel, ac: ActorCritic, state: np.ndarray, action: np.ndarray, 
         states, _, _ = imagine(wm.rssm, ac.actor, start, action_mask.expand(len(state), -1), ac.cfg.horizon)
     out = {"pred": reward_of(ac, feat), "recon": recon, "value": ac.critic(feat).mean(),
            "imag_reward": reward_of(ac, wm.rssm.feat(states)[1:]).mean(0)}  # (H, T) → (T,)
-    return {k: v.reshape(-1).numpy() for k, v in out.items()}
+    return {k: v.reshape(-1).numpy() for k, v in out.items()}, {k: v[::stride] for k, v in start.items()}
+
+
+@torch.no_grad()
+def long_imagination(wm: WorldModel, ac: ActorCritic, start: dict, action_mask: torch.Tensor, gamma: float,
+                     chunk: int = 2048) -> dict:
+    """π imagined far beyond the training horizon from start states (N, ...): L = round(3 / (1 − γ)) steps,
+    so that γ^L ≈ e⁻³ of the value lies beyond → per start (N,): ``imag_reward_long``, the head's mean reward
+    over the L steps, and ``value_imagined``, Σ_t γ^t r̂_{t+1} + γ^L v(s_L), the value that the model's own
+    rewards give π. The critic is trained on λ-returns that bootstrap after ``horizon`` steps (method §5.5),
+    so a critic consistent with the model has ``value`` ≈ ``value_imagined``; a value above the true returns
+    then comes from what the model imagines after the horizon, not from the bootstrap itself."""
+    horizon = round(3 / (1 - gamma))
+    n = len(next(iter(start.values())))
+    out = {"imag_reward_long": [], "value_imagined": []}
+    with torch.random.fork_rng():
+        torch.manual_seed(n)
+        for i in range(0, n, chunk):
+            state = {k: v[i:i + chunk] for k, v in start.items()}            # (C, ...)
+            mask_ = action_mask.expand(len(state["deter"]), -1)
+            total = value = torch.zeros(len(state["deter"]))
+            for t in range(horizon):
+                state = wm.rssm.img_step(state, ac.actor(wm.rssm.feat(state), mask_).sample())
+                reward = reward_of(ac, wm.rssm.feat(state))                  # (C,) = r̂(s_{t+1})
+                total, value = total + reward, value + gamma ** t * reward
+            out["imag_reward_long"].append(total / horizon)
+            out["value_imagined"].append(value + gamma ** horizon * ac.critic(wm.rssm.feat(state)).mean())
+    return {k: torch.cat(v).numpy() for k, v in out.items()}
 
 
 def reward_of(ac: ActorCritic, feat: torch.Tensor) -> torch.Tensor:
@@ -113,17 +145,20 @@ def reward_of(ac: ActorCritic, feat: torch.Tensor) -> torch.Tensor:
     return head.mean(0) if isinstance(head, torch.Tensor) else head.mean()
 
 
-def summarise(group: str, rows: list[dict], gamma: float) -> dict:
+def summarise(group: str, rows: list[dict], gamma: float, long: dict | None = None) -> dict:
     """One group's statistics over all its steps; ``rows``: one :func:`fit` per episode, with its true
-    rewards ``true`` (T,) or None. ``value_per_step`` is the value times (1 − ``gamma``): the reward per step
-    that a value of this size stands for, comparable with ``reward_true`` and ``imag_reward``."""
+    rewards ``true`` (T,) or None; ``long``: :func:`long_imagination` from the group's starts, if any.
+    ``value_per_step`` is the value times (1 − ``gamma``): the reward per step that a value of this size
+    stands for, comparable with ``reward_true``, ``imag_reward`` and ``imag_reward_long``."""
     stats = {k: np.concatenate([r[k] for r in rows]) if rows else np.zeros(0)
              for k in ("pred", "recon", "imag_reward", "value")}
     mean = {k: float(v.mean()) if len(v) else None for k, v in stats.items()}
     out = {"group": group, "episodes": len(rows), "steps": len(stats["pred"]), "reward_pred": mean["pred"],
            "recon": mean["recon"], "reward_true": None, "reward_mae": None, "reward_corr": None,
            "imag_reward": mean["imag_reward"], "value": mean["value"],
-           "value_per_step": None if mean["value"] is None else mean["value"] * (1 - gamma)}
+           "value_per_step": None if mean["value"] is None else mean["value"] * (1 - gamma),
+           **{k: float(long[k].mean()) if long is not None and len(long[k]) else None
+              for k in ("imag_reward_long", "value_imagined")}}
     if rows and all(r["true"] is not None for r in rows):
         pred, true = stats["pred"], np.concatenate([r["true"] for r in rows])
         out.update(reward_true=float(true.mean()), reward_mae=float(np.abs(pred - true).mean()),
@@ -314,18 +349,24 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
     action_mask = torch.as_tensor(mask(spec.embodiment.action_size, cfg.world_model.action_size))[None]
 
     groups = {"online": [], "offline, task": [], "offline, other": []}  # one fit per episode, with "true" rewards
+    starts = {g: [] for g in groups}                                       # every 10th state, for long imagination
     for e in saved["replay"]:
         if len(e["action"]) > 1:
-            stats = fit(wm, ac, np.stack(e["state"]), np.stack(e["action"]), action_mask)
+            stats, start = fit(wm, ac, np.stack(e["state"]), np.stack(e["action"]), action_mask)
             groups["online"].append({**stats, "true": np.asarray(e["reward"])})
+            starts["online"].append(start)
     manifest = dataset.manifest.set_index("id")
     env = make(task, obs="state", action_repeat=cfg.finetune.action_repeat)
     for episode_id in ids:
         episode = load_episode(dataset.root / manifest.loc[episode_id, "path"])
         true = replay_rewards(env, episode)
-        stats = {**fit(wm, ac, episode["state"], episode["action"], action_mask), "true": true}
-        groups["offline, task" if true is not None else "offline, other"].append(stats)
-    table = pd.DataFrame([summarise(g, rows, cfg.finetune.gamma) for g, rows in groups.items()])
+        stats, start = fit(wm, ac, episode["state"], episode["action"], action_mask)
+        group = "offline, task" if true is not None else "offline, other"
+        groups[group].append({**stats, "true": true})
+        starts[group].append(start)
+    long = {g: long_imagination(wm, ac, {k: torch.cat([s[k] for s in starts[g]]) for k in starts[g][0]},
+                                action_mask, cfg.finetune.gamma) for g in groups if starts[g]}
+    table = pd.DataFrame([summarise(g, rows, cfg.finetune.gamma, long.get(g)) for g, rows in groups.items()])
     if with_priors:
         table.attrs["priors"] = priors(cfg, task, dataset, ids, episodes)
     if write:

@@ -362,6 +362,10 @@ if len(by_quality):
 # Does imagination expect more than the policy gets? Reports from December 4, 2026 on also give, per group,
 # `imag_reward`: the head's mean reward over π's imagined steps (the horizon) from each of the group's
 # states, and the critic's `value` there, also as a reward per step (`value_per_step` = value × (1 − γ)).
+# Reports from the evening of December 4, 2026 on add, from every 10th of those states, π imagined for 3 / (1 − γ) steps: the
+# head's mean reward over them (`imag_reward_long`) and the value those rewards give (`value_imagined`,
+# discounted sum plus the critic's value at the end). `value / imagined` near 1 says the critic is consistent
+# with the model, so a value above reality comes from what the model imagines beyond the training horizon.
 # Below, for each run: on its online states, the reward per step imagination expects and the critic's, beside
 # the true reward of those states and what π_RL earns per agent step when it plays alone (its return over
 # the episode's agent steps, 20 episodes on fresh starts).
@@ -371,7 +375,11 @@ if len(diagnostics) and "imag_reward" in diagnostics and len(played):
     online = diagnostics[(diagnostics.group == "online") & diagnostics.imag_reward.notna()]
     alone = played[played.policy == "π_RL (mean action)"].set_index(["task", "method", "seed"])
     steps = {t: get_spec(t).embodiment.episode_length(cfg.finetune.action_repeat) for t in online.task.unique()}
-    imagination = online.set_index(["task", "method", "seed"])[["reward_true", "imag_reward", "value_per_step"]]
+    online = online.reindex(columns=[*online.columns.drop(["imag_reward_long", "value_imagined"], errors="ignore"),
+                                     "imag_reward_long", "value_imagined"])  # NaN in reports before Dec 5
+    online["value / imagined"] = online["value"] / online["value_imagined"]
+    imagination = online.set_index(["task", "method", "seed"])[
+        ["reward_true", "imag_reward", "imag_reward_long", "value_per_step", "value / imagined"]]
     imagination = imagination.join(alone["episode_return"].rename("π_RL alone"), how="inner")
     imagination["π_RL alone"] /= [steps[task] for task in imagination.index.get_level_values("task")]
     imagination["imagined / π_RL alone"] = imagination["imag_reward"] / imagination["π_RL alone"]

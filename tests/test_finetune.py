@@ -417,6 +417,7 @@ def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_hea
     for group in ("online", "offline, task"):
         row = table.loc[group]
         assert np.isfinite(row["imag_reward"]) and row["value_per_step"] == pytest.approx(row["value"] * (1 - gamma))
+        assert np.isfinite(row["imag_reward_long"]) and np.isfinite(row["value_imagined"])
     report = json.loads((run / "diagnostics.json").read_text())
     assert report["frame"] == 800 and [g["group"] for g in report["groups"]] == ["online", "offline, task", "offline, other"]
     assert [p["data"] for p in report["priors"]] == ["all retrieved", "σ ≤ 0.1"]  # kept by the re-run without --priors
@@ -424,6 +425,33 @@ def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_hea
     assert set(played) == {"π_RL (mean action)", "π_bc (whole episodes)"}
     for p in played.values():
         assert p["episodes"] == 2 and 0 <= p["success"] <= p["success_any"] <= 1 and p["episode_return"] > 0
+
+
+def test_long_imagination_values_a_constant_reward_as_its_discounted_sum():
+    """A reward head that predicts c everywhere and a critic that predicts 0: every start's imagined value
+    is c (1 − γ^L) / (1 − γ) with L = 3 / (1 − γ), and its reward per step c, whatever π does."""
+    import torch
+    from gsa.config import preset
+    from gsa.diagnostics import long_imagination
+    from gsa.envs import mask
+    from gsa.models.actor_critic import ActorCritic
+    from gsa.models.world_model import WorldModel
+    cfg = preset("smoke")
+    cfg.world_model.obs = "state"
+    wm = WorldModel(cfg.world_model)
+    ac = ActorCritic(wm.rssm.feat_size, cfg.world_model.action_size, cfg.finetune)
+    last = [m for m in ac.reward.net.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.bias[200] = 50.0                                # all mass on one bin, whatever the features
+        c = ac.reward(torch.zeros(1, wm.rssm.feat_size)).mean().item()
+    assert c > 1                                             # bins[200] = 20 · 73/127 in symlog space
+    start = wm.rssm.initial(7)
+    action_mask = torch.as_tensor(mask(2, cfg.world_model.action_size))[None]
+    gamma = 0.9
+    out = long_imagination(wm, ac, start, action_mask, gamma, chunk=3)  # chunks of 3, 3 and 1 starts
+    horizon = round(3 / (1 - gamma))
+    assert out["imag_reward_long"] == pytest.approx(np.full(7, c), rel=1e-5)
+    assert out["value_imagined"] == pytest.approx(np.full(7, c * (1 - gamma ** horizon) / (1 - gamma)), rel=1e-4)
 
 
 def test_replay_recovers_every_reward_of_a_chaotic_quadruped_episode():
