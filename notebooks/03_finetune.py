@@ -384,4 +384,5 @@ if len(diagnostics) and "imag_reward" in diagnostics and len(played):
     imagination["π_RL alone"] /= [steps[task] for task in imagination.index.get_level_values("task")]
     imagination["imagined / π_RL alone"] = imagination["imag_reward"] / imagination["π_RL alone"]
     imagination.round(3).to_csv(results_dir() / f"finetune_{experiment}_imagination.csv")
+    (tables / "finetune_imagination.md").write_text(markdown(imagination.round(3).reset_index()) + "\n")
     display(imagination.round(3))

@@ -3,6 +3,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +82,8 @@ def write_synthetic_study(preset: str, extra_methods: tuple[str, ...] = ()) -> N
         (path / "done.json").write_text(json.dumps({"frames": 4000, "seconds": 600.0, "cpu_seconds": 540.0, **code}))
         if good:  # `gsa diagnose`'s report: the fit per group and the policies played alone
             group = {"group": "online", "episodes": 2, "reward_pred": 1.0, "reward_true": 1.1, "imag_reward": 1.5,
-                     "value": 400.0, "value_per_step": 1.2}
+                     "value": 400.0, "value_per_step": 1.2,
+                     **({"imag_reward_long": 2.0, "value_imagined": 500.0} if run.task.startswith("mw-") else {})}
             policies = [{"policy": name, "episodes": 10, "episode_return": ret, "success": 0.0, "success_any": 1.0}
                         for name, ret in (("π_RL (mean action)", 50.0), ("π_bc (whole episodes)", 900.0))]
             (path / "diagnostics.json").write_text(json.dumps({"method": "gsa", "task": run.task, "frame": 4000,
@@ -129,6 +131,9 @@ def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_
     imagined = pd.read_csv(tmp_path / "results" / "finetune_smoke_imagination.csv").set_index("task")
     assert imagined.loc["dmc-cartpole-balance", "π_RL alone"] == 50.0 / 500  # the return over 500 agent steps
     assert imagined.loc["mw-reach", "imagined / π_RL alone"] == 1.5 / (50.0 / 100)  # Meta-World: 100 agent steps
+    assert imagined.loc["mw-reach", "value / imagined"] == 0.8 and np.isnan(imagined.loc["dmc-cartpole-balance", "value / imagined"])
+    imagined_md = (tmp_path / "results" / "tables" / "smoke" / "finetune_imagination.md").read_text()
+    assert "| value / imagined |" in imagined_md.splitlines()[0] and "| mw-reach | gsa |" in imagined_md
 
 
 def test_theory_notebook_runs_and_writes_its_figures(tmp_path, monkeypatch):
