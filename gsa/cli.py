@@ -138,6 +138,8 @@ def _diagnose(args) -> None:
             else:
                 fit = diagnose(run, episodes=args.episodes, with_priors=args.priors)
                 print(f"{run}:\n{fit.to_string(index=False)}\n{fit.attrs['policies'].to_string(index=False)}")
+                if "objects" in fit.attrs:
+                    print(f"{run}: where imagination takes the object\n{fit.attrs['objects'].to_string(index=False)}")
                 by_quality = fit.attrs.get("priors")
             if by_quality is not None:
                 print(f"{run}: π_bc by the quality of its data\n{by_quality.to_string(index=False)}")

@@ -20,7 +20,8 @@ value, also as a reward per step (value × (1 − γ)); and, from every 10th sta
 steps (:func:`long_imagination`): the head's mean reward over them and the value those rewards give, which a
 critic consistent with the model matches. Beside the true reward and π_RL's own return, these say whether
 imagination expects more than the states and the policy give, and whether within the training horizon or
-after it. It needs the run's checkpoint and the
+after it. On Meta-World it also decodes where imagination takes the object (:func:`imagined_objects`): the
+real episodes, the model rolled with their own actions, and π imagined, from the same states. It needs the run's checkpoint and the
 dataset, i.e. the session that ran it.
 
 It also plays the run's policies on their own (``policies``, in ``diagnostics.json``): π_RL with its mean
@@ -50,6 +51,7 @@ from gsa.config import from_dict
 from gsa.data.episodes import atomic_write, load_episode
 from gsa.envs import get_spec, make, mask, pad
 from gsa.envs.render import set_physics_state
+from gsa.models.distributions import symexp
 from gsa.models.actor_critic import ActorCritic, imagine
 from gsa.models.world_model import WorldModel
 from gsa.train import checkpoint
@@ -88,6 +90,15 @@ def replay_rewards(env, episode: dict, atol: float = 1e-2) -> np.ndarray | None:
     return np.asarray(rewards, np.float32)
 
 
+def posterior(wm: WorldModel, state: np.ndarray, action: np.ndarray, action_mask: torch.Tensor) -> tuple:
+    """One episode (T, S) / (T, A), unpadded, filtered from its first frame → posterior states (1, T, ...) and
+    the decoder's target (1, T, S)."""
+    batch = {"state": torch.as_tensor(pad(state, wm.cfg.state_size), dtype=torch.float32)[None],      # (1, T, S)
+             "action": torch.as_tensor(pad(action, wm.cfg.action_size), dtype=torch.float32)[None],   # (1, T, A)
+             "is_first": torch.arange(len(state))[None] == 0, "action_mask": action_mask}
+    return wm.observe(batch)[0], wm.target(batch["state"])
+
+
 @torch.no_grad()
 def fit(wm: WorldModel, ac: ActorCritic, state: np.ndarray, action: np.ndarray, action_mask: torch.Tensor,
         stride: int = 10) -> tuple[dict, dict]:
@@ -97,12 +108,9 @@ def fit(wm: WorldModel, ac: ActorCritic, state: np.ndarray, action: np.ndarray, 
     from it, and ``value``, the critic's value there. Set against the true rewards, these say whether
     imagination expects more reward than the states (and the policy) give. Also returns every ``stride``-th
     posterior state (T // stride, ...), starts for :func:`long_imagination`."""
-    batch = {"state": torch.as_tensor(pad(state, wm.cfg.state_size), dtype=torch.float32)[None],      # (1, T, S)
-             "action": torch.as_tensor(pad(action, wm.cfg.action_size), dtype=torch.float32)[None],   # (1, T, A)
-             "is_first": torch.arange(len(state))[None] == 0, "action_mask": action_mask}
-    post, _ = wm.observe(batch)
+    post, target = posterior(wm, state, action, action_mask)
     feat = wm.rssm.feat(post)
-    recon = (wm.decode(post) - wm.target(batch["state"])).square().sum(-1)  # (1, T)
+    recon = (wm.decode(post) - target).square().sum(-1)                    # (1, T)
     start = {k: v[0] for k, v in post.items()}                              # (T, ...)
     with torch.random.fork_rng():  # π's samples leave the posterior's random stream (and the fit) as they were
         torch.manual_seed(len(state))
@@ -137,6 +145,63 @@ def long_imagination(wm: WorldModel, ac: ActorCritic, start: dict, action_mask: 
             out["imag_reward_long"].append(total / horizon)
             out["value_imagined"].append(value + gamma ** horizon * ac.critic(wm.rssm.feat(state)).mean())
     return {k: torch.cat(v).numpy() for k, v in out.items()}
+
+
+def geometry(obs: np.ndarray) -> dict:
+    """Meta-World observations (..., ≥ 39), its layout (hand xyz 0:3, gripper 3, first object xyz 4:7, goal
+    xyz 36:39) → per observation: hand–object and object–goal distances and the object's height."""
+    hand, obj, goal = obs[..., 0:3], obs[..., 4:7], obs[..., 36:39]
+    return {"hand_to_object": np.linalg.norm(hand - obj, axis=-1), "object_to_goal": np.linalg.norm(obj - goal, axis=-1),
+            "object_height": obj[..., 2]}
+
+
+@torch.no_grad()
+def imagined_objects(wm: WorldModel, ac: ActorCritic, episodes: list[dict], action_mask: torch.Tensor, gamma: float,
+                     open_loop: int = 50, stride: int = 10) -> pd.DataFrame:
+    """Where a Meta-World run's imagination takes the object, decoded: from every ``stride``-th state of
+    ``episodes`` (online ones, with ``state``, ``action`` and ``reward`` lists) that has ``open_loop`` more
+    steps, (1) the real episode, (2) the model rolled open loop with the episode's own actions and (3) π
+    imagined (method §5.5) for up to 3 / (1 − γ) steps, the horizon its value stands for. One row per source
+    and step: mean :func:`geometry` and reward (true, or the head's). If (2) follows (1) and (3) goes where
+    (1) never does, π is optimised against dynamics that are right for the actions the run took and wrong for
+    the ones it imagines: model exploitation, not a reward-head or bootstrap error."""
+    long = round(3 / (1 - gamma))
+    starts, real, actions, rewards = [], [], [], []
+    for e in episodes:
+        state, action = np.stack(e["state"]), np.stack(e["action"])
+        idx = np.arange(0, len(state) - open_loop, stride)
+        if not len(idx):
+            continue
+        post, _ = posterior(wm, state, action, action_mask)
+        starts.append({k: v[0, idx] for k, v in post.items()})
+        window = idx[:, None] + np.arange(open_loop + 1)                   # (n, L+1)
+        real.append(state[window])
+        actions.append(pad(action, wm.cfg.action_size)[window[:, 1:]])     # a_{s+1} … a_{s+L} lead to s+1 … s+L
+        rewards.append(np.asarray(e["reward"], np.float32)[window])
+    start = {k: torch.cat([s_[k] for s_ in starts]) for k in starts[0]}    # (N, ...)
+    real, rewards = np.concatenate(real).swapaxes(0, 1), np.concatenate(rewards).swapaxes(0, 1)  # (L+1, N, ...)
+    actions = torch.as_tensor(np.concatenate(actions).swapaxes(0, 1)) * action_mask  # (L, N, A)
+
+    def decoded(states: list) -> tuple[np.ndarray, np.ndarray]:
+        stacked = {k: torch.stack([s_[k] for s_ in states]) for k in states[0]}
+        return symexp(wm.decode(stacked)).numpy(), reward_of(ac, wm.rssm.feat(stacked)).numpy()
+
+    rolled = [start]
+    for a in actions:
+        rolled.append(wm.rssm.img_step(rolled[-1], a))
+    model_obs, model_reward = decoded(rolled)
+    with torch.random.fork_rng():
+        torch.manual_seed(len(real[0]))
+        imagined, _, _ = imagine(wm.rssm, ac.actor, start, action_mask.expand(len(real[0]), -1), long)
+    pi_obs, pi_reward = decoded([{k: v[t] for k, v in imagined.items()} for t in range(long + 1)])
+    rows = []
+    for source, obs, reward, steps in (("real episode", real, rewards, open_loop),
+                                       ("model, the episode's actions", model_obs, model_reward, open_loop),
+                                       ("model, π imagined", pi_obs, pi_reward, long)):
+        for t in sorted({0, ac.cfg.horizon, open_loop, 100, steps} & set(range(steps + 1))):
+            rows.append({"source": source, "step": t, "starts": obs.shape[1], "reward": float(reward[t].mean()),
+                         **{k: float(v.mean()) for k, v in geometry(obs[t]).items()}})
+    return pd.DataFrame(rows)
 
 
 def reward_of(ac: ActorCritic, feat: torch.Tensor) -> torch.Tensor:
@@ -367,6 +432,9 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
     long = {g: long_imagination(wm, ac, {k: torch.cat([s[k] for s in starts[g]]) for k in starts[g][0]},
                                 action_mask, cfg.finetune.gamma) for g in groups if starts[g]}
     table = pd.DataFrame([summarise(g, rows, cfg.finetune.gamma, long.get(g)) for g, rows in groups.items()])
+    online = [e for e in saved["replay"] if len(e["action"]) > 1][-40:]  # the run's last online episodes
+    if spec.benchmark == "metaworld" and online:
+        table.attrs["objects"] = imagined_objects(wm, ac, online, action_mask, cfg.finetune.gamma)
     if with_priors:
         table.attrs["priors"] = priors(cfg, task, dataset, ids, episodes)
     if write:
@@ -375,5 +443,7 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
                   "groups": _records(table), "policies": _records(played)}
         if with_priors:
             report["priors"] = _records(table.attrs["priors"])
+        if "objects" in table.attrs:
+            report["objects"] = _records(table.attrs["objects"])
         _update_report(run, report)
     return table

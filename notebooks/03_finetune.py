@@ -336,7 +336,7 @@ if logs and "recon" in episodes:
 # a prior the data can give at all.
 
 # %%
-rows, played, by_quality = [], [], []
+rows, played, by_quality, objects = [], [], [], []
 for r in runs:
     path = r.paths()[0] / "diagnostics.json"
     if path.exists():
@@ -345,6 +345,7 @@ for r in runs:
         rows += [{**run_id, **g} for g in report.get("groups", [])]  # none in a --priors-only report
         played += [{**run_id, **p} for p in report.get("policies", [])]  # diagnostics from December 2026 on
         by_quality += [{**run_id, **p} for p in report.get("priors", [])]  # gsa diagnose --priors
+        objects += [{**run_id, **o} for o in report.get("objects", [])]  # Meta-World, from December 4 on
 diagnostics, played, by_quality = pd.DataFrame(rows), pd.DataFrame(played), pd.DataFrame(by_quality)
 if len(diagnostics):
     diagnostics.to_csv(results_dir() / f"finetune_{experiment}_diagnostics.csv", index=False)
@@ -386,3 +387,19 @@ if len(diagnostics) and "imag_reward" in diagnostics and len(played):
     imagination.round(3).to_csv(results_dir() / f"finetune_{experiment}_imagination.csv")
     (tables / "finetune_imagination.md").write_text(markdown(imagination.round(3).reset_index()) + "\n")
     display(imagination.round(3))
+
+# %% [markdown]
+# Where does imagination take the object? On Meta-World, `gsa diagnose` decodes, from every 10th state of
+# the run's last 40 online episodes, (1) the real episode, (2) the world model rolled open loop with the
+# episode's own actions and (3) π imagined for 3 / (1 − γ) steps: the distances hand–object and
+# object–goal, the object's height and the reward (true, or the head's). If (2) follows (1) while (3) lifts
+# the object where the real episodes never do, the policy exploits dynamics that are right for the actions
+# the run took and wrong for those it imagines.
+
+# %%
+objects = pd.DataFrame(objects)
+if len(objects):
+    objects = objects.set_index(["task", "method", "seed", "source", "step"]).drop(columns="frame")
+    objects.round(3).to_csv(results_dir() / f"finetune_{experiment}_objects.csv")
+    (tables / "finetune_objects.md").write_text(markdown(objects.round(3).reset_index()) + "\n")
+    display(objects.round(3))

@@ -418,7 +418,16 @@ def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_hea
         row = table.loc[group]
         assert np.isfinite(row["imag_reward"]) and row["value_per_step"] == pytest.approx(row["value"] * (1 - gamma))
         assert np.isfinite(row["imag_reward_long"]) and np.isfinite(row["value_imagined"])
+    objects = table.attrs["objects"].set_index(["source", "step"])  # Meta-World: where imagination takes the object
+    real = objects.loc["real episode"]
+    assert list(real.index) == [0, cfg.finetune.horizon, 50] and (real["starts"] == 4 * 6).all()  # 4 episodes × 6 starts
+    assert list(objects.loc["model, π imagined"].index)[-1] == round(3 / (1 - gamma))
+    saved = checkpoint.load(run_paths(with_method(cfg, "gsa"), TASK, "gsa", "straight")[1], kind="finetune")
+    first = np.stack([np.stack(e["state"])[0:51:10] for e in saved["replay"] if len(e["action"]) > 1])
+    hand, obj = first[..., 0:3], first[..., 4:7]  # the real row at step 0 is the stored starts' geometry
+    assert real.loc[0, "hand_to_object"] == pytest.approx(np.linalg.norm(hand - obj, axis=-1).mean(), rel=1e-5)
     report = json.loads((run / "diagnostics.json").read_text())
+    assert [o["source"] for o in report["objects"]][0] == "real episode"
     assert report["frame"] == 800 and [g["group"] for g in report["groups"]] == ["online", "offline, task", "offline, other"]
     assert [p["data"] for p in report["priors"]] == ["all retrieved", "σ ≤ 0.1"]  # kept by the re-run without --priors
     played = {p["policy"]: p for p in report["policies"]}  # π_RL and the guided run's prior, each alone

@@ -86,8 +86,12 @@ def write_synthetic_study(preset: str, extra_methods: tuple[str, ...] = ()) -> N
                      **({"imag_reward_long": 2.0, "value_imagined": 500.0} if run.task.startswith("mw-") else {})}
             policies = [{"policy": name, "episodes": 10, "episode_return": ret, "success": 0.0, "success_any": 1.0}
                         for name, ret in (("π_RL (mean action)", 50.0), ("π_bc (whole episodes)", 900.0))]
+            objects = [{"source": source, "step": 50, "starts": 6, "reward": 1.0, "hand_to_object": 0.1,
+                        "object_to_goal": goal, "object_height": 0.03} for source, goal in
+                       (("real episode", 0.4), ("model, π imagined", 0.1))] if run.task.startswith("mw-") else []
             (path / "diagnostics.json").write_text(json.dumps({"method": "gsa", "task": run.task, "frame": 4000,
-                                                               "groups": [group], "policies": policies}))
+                                                               "groups": [group], "policies": policies,
+                                                               **({"objects": objects} if objects else {})}))
 
 
 def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_training(tmp_path, monkeypatch):
@@ -133,6 +137,8 @@ def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_
     assert imagined.loc["mw-reach", "imagined / π_RL alone"] == 1.5 / (50.0 / 100)  # Meta-World: 100 agent steps
     assert imagined.loc["mw-reach", "value / imagined"] == 0.8 and np.isnan(imagined.loc["dmc-cartpole-balance", "value / imagined"])
     imagined_md = (tmp_path / "results" / "tables" / "smoke" / "finetune_imagination.md").read_text()
+    objects = pd.read_csv(tmp_path / "results" / "finetune_smoke_objects.csv").set_index(["task", "source"])
+    assert objects.loc[("mw-reach", "model, π imagined"), "object_to_goal"] == 0.1 and len(objects) == 2
     assert "| value / imagined |" in imagined_md.splitlines()[0] and "| mw-reach | gsa |" in imagined_md
 
 
