@@ -340,10 +340,20 @@ def priors(cfg, task: str, dataset, ids: list[str], episodes: int = 20) -> pd.Da
 
 def retrieved_ids(cfg, run: Path, task: str, dataset_root) -> list[str]:
     """The run's retrieved trajectories: from its retrieval.json, else GSA's of the same experiment, task
-    and seed, else retrieved again with the pre-trained model (DreamerV3 retrieves nothing itself)."""
-    for path in (run / "retrieval.json", run.parent.parent.parent / "gsa" / task / run.name / "retrieval.json"):
+    and seed, else retrieved again with the pre-trained model (DreamerV3 retrieves nothing itself). GSA's
+    ids stand in for a DreamerV3 run only while they are in the dataset (a re-collected dataset has new ids);
+    the run's own ids must be."""
+    known = set(open_dataset(cfg, dataset_root).manifest["id"])
+    own, gsa = run / "retrieval.json", run.parent.parent.parent / "gsa" / task / run.name / "retrieval.json"
+    for path in (own, gsa):
         if path.exists() and (ids := json.loads(path.read_text()).get("ids")):
-            return ids
+            if set(ids) <= known:
+                return ids
+            if path == own:
+                missing = sorted(set(ids) - known)
+                raise FileNotFoundError(f"{run}: {len(missing)} of its {len(ids)} retrieved trajectories are not in "
+                                        f"the dataset (e.g. {missing[0]}); it ran on data collected before this "
+                                        "dataset, which its diagnostics need")
     wm_path = world_model_path(cfg, get_spec(task).benchmark)
     wm, _, state = load_world_model(wm_path)
     return retrieve(cfg, task, wm, wm_path, dataset_root, torch.device("cpu"), state.get("benchmark", "all"))[1]["ids"]

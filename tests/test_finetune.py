@@ -378,12 +378,12 @@ def test_release_memory_returns_freed_heap_pages_to_the_os():
     assert out[3] == "True" and freed > before - 100 and after < before - 200, out
 
 
-def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_heads_fit(state_setup, capsys):
+def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_heads_fit(state_setup, capsys, monkeypatch):
     """The retrieved trajectories' true rewards come from replaying their stored actions (equal to the
     hidden returns logged at collection); a run's fit table covers online and retrieved rows."""
     from gsa.data.episodes import load_episode
     from gsa.cli import main
-    from gsa.diagnostics import diagnose, replay_rewards
+    from gsa.diagnostics import diagnose, replay_rewards, retrieved_ids
     from gsa.envs import make
 
     cfg, wm_path = state_setup
@@ -428,6 +428,16 @@ def test_diagnostics_recover_offline_rewards_by_replay_and_report_the_reward_hea
     assert real.loc[0, "hand_to_object"] == pytest.approx(np.linalg.norm(hand - obj, axis=-1).mean(), rel=1e-5)
     report = json.loads((run / "diagnostics.json").read_text())
     assert [o["source"] for o in report["objects"]][0] == "real episode"
+    ids = json.loads((run / "retrieval.json").read_text())["ids"]
+    sibling = run.parent.parent.parent / "dreamerv3" / TASK / run.name  # a DreamerV3 run borrows GSA's ids …
+    assert retrieved_ids(cfg, sibling, TASK, None) == ids
+    (run / "retrieval.json").rename(run / "kept.json")  # … unless a re-collected dataset no longer has them
+    (run / "retrieval.json").write_text(json.dumps({"ids": ["19990101T000000-00000000-0-100", *ids[1:]]}))
+    monkeypatch.setattr("gsa.diagnostics.world_model_path", lambda cfg, benchmark: wm_path)  # the fixture's model
+    assert retrieved_ids(cfg, sibling, TASK, None) == ids  # retrieved again with the pre-trained model
+    with pytest.raises(FileNotFoundError, match="1 of its 2 retrieved trajectories are not in the dataset"):
+        retrieved_ids(cfg, run, TASK, None)  # a run's own ids must be there
+    (run / "kept.json").replace(run / "retrieval.json")
     assert report["frame"] == 800 and [g["group"] for g in report["groups"]] == ["online", "offline, task", "offline, other"]
     assert [p["data"] for p in report["priors"]] == ["all retrieved", "σ ≤ 0.1"]  # kept by the re-run without --priors
     played = {p["policy"]: p for p in report["policies"]}  # π_RL and the guided run's prior, each alone
