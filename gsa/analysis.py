@@ -80,6 +80,22 @@ def aggregates(final: pd.DataFrame, methods: list[str], reps: int = 20_000, seed
     return pd.DataFrame(rows)
 
 
+def claim_verdict(table: pd.DataFrame, x: str = "gsa", y: str = "dreamerv3", ratio: float = 1.3,
+                  min_runs: int = 2) -> str:
+    """The study's target on :func:`aggregates` ``table``: "met" if x's IQM ≥ ``ratio`` × y's and x's 95% CI lies
+    above y's, else "NOT met". With fewer than ``min_runs`` seeds on every task the stratified bootstrap
+    resamples each task's single run, so its CI is the point estimate and cannot separate anything: such a
+    table is "not judged"."""
+    iqm = table[table["metric"] == "IQM"].set_index("method")
+    runs = int(min(iqm.loc[x, "runs"], iqm.loc[y, "runs"]))
+    if runs < min_runs:
+        return (f"not judged: {runs} seed(s) common to every task, at least {min_runs} needed (one run per task "
+                "gives the stratified bootstrap nothing to resample: the CIs are points)")
+    a, b = iqm.loc[x], iqm.loc[y]
+    met = a["value"] >= ratio * b["value"] and a["low"] > b["high"]
+    return "met" if met else "NOT met"
+
+
 def aggregate_curve(results: pd.DataFrame, methods: list[str], metric: str = "IQM", reps: int = 5_000,
                     seed: int = 0) -> pd.DataFrame:
     """``metric`` with its 95% CI at every evaluated frame that all methods reached."""

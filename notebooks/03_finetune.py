@@ -184,7 +184,7 @@ if {"gsa", "dreamerv3"} <= set(compared):
           f"over {int(g.tasks)} tasks x {int(g.runs)} seeds -> ratio {ratio:.2f}, CIs "
           f"{'do not overlap' if separated else 'overlap'}; P(GSA > DreamerV3) = {improvement['p']:.2f} "
           f"[{improvement['low']:.2f}, {improvement['high']:.2f}]")
-    print("target (ratio >= 1.3 and separated CIs):", "met" if ratio >= 1.3 and separated else "NOT met")
+    print("target (ratio >= 1.3 and separated CIs):", analysis.claim_verdict(aggregates, "gsa", "dreamerv3", 1.3))
 else:
     print("GSA and DreamerV3 do not both have finished runs on every task yet")
 

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gsa.analysis import (aggregate_curve, aggregates, final_scores, per_task_table, performance_profiles,
-                          probability_of_improvement)
+from gsa.analysis import (aggregate_curve, aggregates, claim_verdict, final_scores, per_task_table,
+                          performance_profiles, probability_of_improvement)
 
 
 def results(gap: float = 30.0, seeds: int = 5, tasks: int = 6, seed: int = 0) -> pd.DataFrame:
@@ -37,6 +37,19 @@ def test_aggregates_find_the_better_method_with_separated_intervals():
     assert table.loc[("good", "optimality gap"), "value"] < table.loc[("base", "optimality gap"), "value"]
     mean = final_scores(results()).groupby("method")["score"].mean()
     assert table.loc[("good", "mean"), "value"] == pytest.approx(mean["good"])
+
+
+def test_the_claim_is_judged_only_with_more_than_one_seed_per_task():
+    """One seed per task: the stratified bootstrap's CIs are points, so even a 3× gap is "not judged"."""
+    one = aggregates(final_scores(results(gap=60.0, seeds=1)), ["good", "base"], reps=500)
+    iqm = one[one.metric == "IQM"].set_index("method")
+    assert iqm.loc["good", "low"] == iqm.loc["good", "high"] == iqm.loc["good", "value"]  # degenerate
+    assert claim_verdict(one, "good", "base").startswith("not judged: 1 seed(s)")
+    three = aggregates(final_scores(results(gap=60.0, seeds=3)), ["good", "base"], reps=500)
+    assert claim_verdict(three, "good", "base") == "met"
+    assert claim_verdict(three, "base", "good") == "NOT met"
+    same = aggregates(final_scores(results(gap=0.0, seeds=3)), ["good", "base"], reps=500)
+    assert claim_verdict(same, "good", "base") == "NOT met"
 
 
 def test_equal_methods_have_overlapping_intervals_and_even_odds():
