@@ -21,8 +21,8 @@ steps (:func:`long_imagination`): the head's mean reward over them and the value
 critic consistent with the model matches. Beside the true reward and π_RL's own return, these say whether
 imagination expects more than the states and the policy give, and whether within the training horizon or
 after it. On Meta-World it also decodes where imagination takes the object (:func:`imagined_objects`): the
-real episodes, the model rolled with their own actions, and π imagined, from the same states. It needs the run's checkpoint and the
-dataset, i.e. the session that ran it.
+real episodes, the model rolled with their own actions, and π imagined, from the same states. It needs the
+run's checkpoint and the dataset, i.e. the session that ran it.
 
 It also plays the run's policies on their own (``policies``, in ``diagnostics.json``): π_RL with its mean
 action, as the evaluations do, and, for runs with execution guidance, the BC prior π_bc for whole episodes,
@@ -178,6 +178,8 @@ def imagined_objects(wm: WorldModel, ac: ActorCritic, episodes: list[dict], acti
         real.append(state[window])
         actions.append(pad(action, wm.cfg.action_size)[window[:, 1:]])     # a_{s+1} … a_{s+L} lead to s+1 … s+L
         rewards.append(np.asarray(e["reward"], np.float32)[window])
+    if not starts:
+        return pd.DataFrame()
     start = {k: torch.cat([s_[k] for s_ in starts]) for k in starts[0]}    # (N, ...)
     real, rewards = np.concatenate(real).swapaxes(0, 1), np.concatenate(rewards).swapaxes(0, 1)  # (L+1, N, ...)
     actions = torch.as_tensor(np.concatenate(actions).swapaxes(0, 1)) * action_mask  # (L, N, A)
@@ -442,9 +444,10 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
     long = {g: long_imagination(wm, ac, {k: torch.cat([s[k] for s in starts[g]]) for k in starts[g][0]},
                                 action_mask, cfg.finetune.gamma) for g in groups if starts[g]}
     table = pd.DataFrame([summarise(g, rows, cfg.finetune.gamma, long.get(g)) for g, rows in groups.items()])
-    online = [e for e in saved["replay"] if len(e["action"]) > 1][-40:]  # the run's last online episodes
-    if spec.benchmark == "metaworld" and online:
-        table.attrs["objects"] = imagined_objects(wm, ac, online, action_mask, cfg.finetune.gamma)
+    if spec.benchmark == "metaworld":  # from the run's last 40 online episodes
+        online = [e for e in saved["replay"] if len(e["action"]) > 1][-40:]
+        if len(objects := imagined_objects(wm, ac, online, action_mask, cfg.finetune.gamma)):
+            table.attrs["objects"] = objects
     if with_priors:
         table.attrs["priors"] = priors(cfg, task, dataset, ids, episodes)
     if write:
