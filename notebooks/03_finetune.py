@@ -182,7 +182,7 @@ if {"gsa", "dreamerv3"} <= set(compared):
     improvement = analysis.probability_of_improvement(final, "gsa", "dreamerv3", reps=bootstrap_reps)
     print(f"IQM: GSA {g.value:.1f} [{g.low:.1f}, {g.high:.1f}] vs DreamerV3 {d.value:.1f} [{d.low:.1f}, {d.high:.1f}] "
           f"over {int(g.tasks)} tasks x {int(g.runs)} seeds -> ratio {ratio:.2f}, CIs "
-          f"{'do not overlap' if separated else 'overlap'}; P(GSA > DreamerV3) = {improvement['p']:.2f} "
+          f"{'are points (one seed)' if g.runs < 2 else 'do not overlap' if separated else 'overlap'}; P(GSA > DreamerV3) = {improvement['p']:.2f} "
           f"[{improvement['low']:.2f}, {improvement['high']:.2f}]")
     print("target (ratio >= 1.3 and separated CIs):", analysis.claim_verdict(aggregates, "gsa", "dreamerv3", 1.3))
 else:

@@ -114,6 +114,7 @@ def test_finetune_notebook_makes_the_study_figures_from_results_on_disk_without_
     ratio = re.search(r"-> ratio ([0-9.]+|inf),", text)
     assert ratio and float(ratio.group(1)) >= 1.3, ratio  # GSA is better by construction, but with one seed per task …
     assert "target (ratio >= 1.3 and separated CIs): not judged: 1 seed(s)" in text  # … the CIs are points
+    assert "CIs are points (one seed)" in text
     tidy = pd.read_csv(tmp_path / "results" / "smoke.csv")  # success_any where the runs recorded it, else empty
     mw = tidy[tidy.task.str.startswith("mw-")]
     assert (mw[mw.method == "gsa"].success_any == 1.0).all() and mw[mw.method != "gsa"].success_any.isna().all()
