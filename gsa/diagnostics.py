@@ -147,6 +147,11 @@ def long_imagination(wm: WorldModel, ac: ActorCritic, start: dict, action_mask: 
     return {k: torch.cat(v).numpy() for k, v in out.items()}
 
 
+def cat(states: list[dict]) -> dict:
+    """States (N_i, ...) of several episodes → one state (ΣN_i, ...)."""
+    return {k: torch.cat([s_[k] for s_ in states]) for k in states[0]}
+
+
 def geometry(obs: np.ndarray) -> dict:
     """Meta-World observations (..., ≥ 39), its layout (hand xyz 0:3, gripper 3, first object xyz 4:7, goal
     xyz 36:39) → per observation: hand–object and object–goal distances and the object's height."""
@@ -180,22 +185,21 @@ def imagined_objects(wm: WorldModel, ac: ActorCritic, episodes: list[dict], acti
         rewards.append(np.asarray(e["reward"], np.float32)[window])
     if not starts:
         return pd.DataFrame()
-    start = {k: torch.cat([s_[k] for s_ in starts]) for k in starts[0]}    # (N, ...)
+    start = cat(starts)                                                     # (N, ...)
     real, rewards = np.concatenate(real).swapaxes(0, 1), np.concatenate(rewards).swapaxes(0, 1)  # (L+1, N, ...)
     actions = torch.as_tensor(np.concatenate(actions).swapaxes(0, 1)) * action_mask  # (L, N, A)
 
-    def decoded(states: list) -> tuple[np.ndarray, np.ndarray]:
-        stacked = {k: torch.stack([s_[k] for s_ in states]) for k in states[0]}
-        return symexp(wm.decode(stacked)).numpy(), reward_of(ac, wm.rssm.feat(stacked)).numpy()
+    def decoded(states: dict) -> tuple[np.ndarray, np.ndarray]:                # states (L+1, N, ...)
+        return symexp(wm.decode(states)).numpy(), reward_of(ac, wm.rssm.feat(states)).numpy()
 
     rolled = [start]
     for a in actions:
         rolled.append(wm.rssm.img_step(rolled[-1], a))
-    model_obs, model_reward = decoded(rolled)
+    model_obs, model_reward = decoded({k: torch.stack([s_[k] for s_ in rolled]) for k in start})
     with torch.random.fork_rng():
         torch.manual_seed(len(real[0]))
         imagined, _, _ = imagine(wm.rssm, ac.actor, start, action_mask.expand(len(real[0]), -1), long)
-    pi_obs, pi_reward = decoded([{k: v[t] for k, v in imagined.items()} for t in range(long + 1)])
+    pi_obs, pi_reward = decoded(imagined)
     rows = []
     for source, obs, reward, steps in (("real episode", real, rewards, open_loop),
                                        ("model, the episode's actions", model_obs, model_reward, open_loop),
@@ -427,11 +431,11 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
 
     groups = {"online": [], "offline, task": [], "offline, other": []}  # one fit per episode, with "true" rewards
     starts = {g: [] for g in groups}                                       # every 10th state, for long imagination
-    for e in saved["replay"]:
-        if len(e["action"]) > 1:
-            stats, start = fit(wm, ac, np.stack(e["state"]), np.stack(e["action"]), action_mask)
-            groups["online"].append({**stats, "true": np.asarray(e["reward"])})
-            starts["online"].append(start)
+    online = [e for e in saved["replay"] if len(e["action"]) > 1]
+    for e in online:
+        stats, start = fit(wm, ac, np.stack(e["state"]), np.stack(e["action"]), action_mask)
+        groups["online"].append({**stats, "true": np.asarray(e["reward"])})
+        starts["online"].append(start)
     manifest = dataset.manifest.set_index("id")
     env = make(task, obs="state", action_repeat=cfg.finetune.action_repeat)
     for episode_id in ids:
@@ -441,12 +445,10 @@ def diagnose(run: str | Path, dataset_root: str | Path | None = None, write: boo
         group = "offline, task" if true is not None else "offline, other"
         groups[group].append({**stats, "true": true})
         starts[group].append(start)
-    long = {g: long_imagination(wm, ac, {k: torch.cat([s[k] for s in starts[g]]) for k in starts[g][0]},
-                                action_mask, cfg.finetune.gamma) for g in groups if starts[g]}
+    long = {g: long_imagination(wm, ac, cat(starts[g]), action_mask, cfg.finetune.gamma) for g in groups if starts[g]}
     table = pd.DataFrame([summarise(g, rows, cfg.finetune.gamma, long.get(g)) for g, rows in groups.items()])
     if spec.benchmark == "metaworld":  # from the run's last 40 online episodes
-        online = [e for e in saved["replay"] if len(e["action"]) > 1][-40:]
-        if len(objects := imagined_objects(wm, ac, online, action_mask, cfg.finetune.gamma)):
+        if len(objects := imagined_objects(wm, ac, online[-40:], action_mask, cfg.finetune.gamma)):
             table.attrs["objects"] = objects
     if with_priors:
         table.attrs["priors"] = priors(cfg, task, dataset, ids, episodes)

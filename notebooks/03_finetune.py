@@ -376,8 +376,7 @@ if len(diagnostics) and "imag_reward" in diagnostics and len(played):
     online = diagnostics[(diagnostics.group == "online") & diagnostics.imag_reward.notna()]
     alone = played[played.policy == "π_RL (mean action)"].set_index(["task", "method", "seed"])
     steps = {t: get_spec(t).embodiment.episode_length(cfg.finetune.action_repeat) for t in online.task.unique()}
-    online = online.reindex(columns=[*online.columns.drop(["imag_reward_long", "value_imagined"], errors="ignore"),
-                                     "imag_reward_long", "value_imagined"])  # NaN in reports before Dec 5
+    online = online.assign(**{k: online.get(k, np.nan) for k in ("imag_reward_long", "value_imagined")})  # NaN: older reports
     online["value / imagined"] = online["value"] / online["value_imagined"]
     imagination = online.set_index(["task", "method", "seed"])[
         ["reward_true", "imag_reward", "imag_reward_long", "value_per_step", "value / imagined"]]
