@@ -21,6 +21,8 @@ import pandas as pd
 from rliable import library as rly
 from rliable import metrics
 
+MIN_RUNS = 2  # seeds common to every task below which a stratified-bootstrap CI is a point (one run per task)
+
 METRICS = {  # name → rliable aggregate over a (runs, tasks) matrix of scores in [0, 1]
     "IQM": metrics.aggregate_iqm,
     "mean": metrics.aggregate_mean,
@@ -81,7 +83,7 @@ def aggregates(final: pd.DataFrame, methods: list[str], reps: int = 20_000, seed
 
 
 def claim_verdict(table: pd.DataFrame, x: str = "gsa", y: str = "dreamerv3", ratio: float = 1.3,
-                  min_runs: int = 2) -> str:
+                  min_runs: int = MIN_RUNS) -> str:
     """The study's target on :func:`aggregates` ``table``: "met" if x's IQM ≥ ``ratio`` × y's and x's 95% CI lies
     above y's, else "NOT met". With fewer than ``min_runs`` seeds on every task the stratified bootstrap
     resamples each task's single run, so its CI is the point estimate and cannot separate anything: such a
@@ -98,7 +100,8 @@ def claim_verdict(table: pd.DataFrame, x: str = "gsa", y: str = "dreamerv3", rat
 
 def aggregate_curve(results: pd.DataFrame, methods: list[str], metric: str = "IQM", reps: int = 5_000,
                     seed: int = 0) -> pd.DataFrame:
-    """``metric`` with its 95% CI at every evaluated frame that all methods reached."""
+    """``metric`` with its 95% CI at every evaluated frame that all methods reached; ``runs``: the seeds
+    common to every task (below :data:`MIN_RUNS` the CI is the point estimate)."""
     frames = sorted(set.intersection(*(set(results[results["method"] == m]["frame"]) for m in methods)))
     fn = METRICS[metric]
     rows = []
@@ -107,7 +110,7 @@ def aggregate_curve(results: pd.DataFrame, methods: list[str], metric: str = "IQ
         with seeded(seed):
             point, interval = rly.get_interval_estimates(scores, lambda x: np.array([fn(x)]), reps=reps)
         rows += [{"method": m, "frame": frame, metric: 100 * point[m][0], "low": 100 * interval[m][0, 0],
-                  "high": 100 * interval[m][1, 0]} for m in methods]
+                  "high": 100 * interval[m][1, 0], "runs": scores[m].shape[0]} for m in methods]
     return pd.DataFrame(rows)
 
 

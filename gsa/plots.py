@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from gsa.analysis import MIN_RUNS
 from gsa.data.store import OfflineDataset
 from gsa.paths import figures_dir
 
@@ -132,6 +133,24 @@ def learning_curves(results: pd.DataFrame, y: str = "score"):
     grid.set_axis_labels("environment frames", {"score": "normalised score", "return": "episode return",
                                                     "goal_reached": "goal reached at any step (%)"}.get(y, y))
     return grid.figure
+
+
+def aggregate_curves(ax, curve: pd.DataFrame, metric: str = "IQM", colors: dict | None = None) -> None:
+    """:func:`gsa.analysis.aggregate_curve` on ``ax``: one line per method (label: seeds per task), its 95% CI
+    shaded only where at least :data:`~gsa.analysis.MIN_RUNS` seeds cover every task; with fewer the
+    stratified bootstrap has nothing to resample and the "interval" is the line itself, so none is drawn and
+    the panel says so."""
+    colors = colors or palette(curve["method"].unique())
+    single = False
+    for method, group in curve.groupby("method", sort=False):
+        runs = int(group["runs"].min())
+        ax.plot(group["frame"], group[metric], marker="o", color=colors[method], label=f"{method} (n={runs})")
+        if runs >= MIN_RUNS:
+            ax.fill_between(group["frame"], group["low"], group["high"], color=colors[method], alpha=0.2)
+        single |= runs < MIN_RUNS
+    if single:
+        ax.text(0.02, 0.98, "n < 2 seeds on every task: no CI", transform=ax.transAxes, va="top", fontsize=7,
+                color="0.4")
 
 
 def same_starts_curves(curves: pd.DataFrame):

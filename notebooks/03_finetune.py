@@ -147,9 +147,7 @@ compared = [m for m in present if set(finished[finished.method == m].task) >= se
 if len(compared):
     curve = analysis.aggregate_curve(finished, compared, reps=bootstrap_reps // 4)
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    for method, group in curve.groupby("method"):
-        ax.plot(group.frame, group.IQM, marker="o", label=method)
-        ax.fill_between(group.frame, group.low, group.high, alpha=0.2)
+    plots.aggregate_curves(ax, curve)
     ax.set_xlabel("environment frames"), ax.set_ylabel("IQM normalised score"), ax.legend()
     ax.set_title(f"{preset} preset, {len(tasks)} tasks, {budget // 1000}k frames")
     plots.save(fig, f"finetune_{experiment}_aggregate", preset)
@@ -182,7 +180,7 @@ if {"gsa", "dreamerv3"} <= set(compared):
     improvement = analysis.probability_of_improvement(final, "gsa", "dreamerv3", reps=bootstrap_reps)
     print(f"IQM: GSA {g.value:.1f} [{g.low:.1f}, {g.high:.1f}] vs DreamerV3 {d.value:.1f} [{d.low:.1f}, {d.high:.1f}] "
           f"over {int(g.tasks)} tasks x {int(g.runs)} seeds -> ratio {ratio:.2f}, CIs "
-          f"{'are points (one seed)' if g.runs < 2 else 'do not overlap' if separated else 'overlap'}; P(GSA > DreamerV3) = {improvement['p']:.2f} "
+          f"{'are points (one seed)' if g.runs < analysis.MIN_RUNS else 'do not overlap' if separated else 'overlap'}; P(GSA > DreamerV3) = {improvement['p']:.2f} "
           f"[{improvement['low']:.2f}, {improvement['high']:.2f}]")
     print("target (ratio >= 1.3 and separated CIs):", analysis.claim_verdict(aggregates, "gsa", "dreamerv3", 1.3))
 else:

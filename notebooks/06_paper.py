@@ -89,16 +89,14 @@ for ax, (title, keep) in zip(axes, panels):
     complete = [m for m in present if set(part[part.method == m].task) >= set(tasks)] if tasks else []
     if complete:
         curve = analysis.aggregate_curve(part[part.task.isin(tasks)], complete, reps=bootstrap_reps // 5)
-        for method, group in curve.groupby("method"):
-            ax.plot(group.frame, group.IQM, marker="o", color=colors[method], label=method)
-            ax.fill_between(group.frame, group.low, group.high, color=colors[method], alpha=0.2)
+        plots.aggregate_curves(ax, curve, colors=colors)
         drawn += 1
         ax.legend(fontsize=7)
     else:
         ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(f"{title} ({len(tasks)} tasks)"), ax.set_xlabel("environment frames")
     ax.set_ylabel("IQM normalised score (0–100)")
-fig.suptitle(f"{preset} preset, {budget // 1000}k frames, 95% stratified-bootstrap CIs", y=1.02)
+fig.suptitle(f"{preset} preset, {budget // 1000}k frames, 95% stratified-bootstrap CIs (n: seeds on every task)", y=1.02)
 plots.save(fig, "paper_aggregate_curves", preset)
 
 # %% [markdown]

@@ -70,6 +70,24 @@ def test_curve_and_per_task_table():
     assert table.loc[("task0", "good"), "seeds"] == 5 and table.loc[("task0", "good"), "ci"] > 0
 
 
+def test_the_aggregate_curve_shades_a_ci_only_with_two_seeds_on_every_task():
+    """One seed per task: the curve's CI is the line itself, so the figure draws no band and says so."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gsa.plots import aggregate_curves
+    for seeds, bands in ((1, 0), (3, 2)):
+        curve = aggregate_curve(results(seeds=seeds), ["good", "base"], reps=200)
+        assert (curve["runs"] == seeds).all()
+        fig, ax = plt.subplots()
+        aggregate_curves(ax, curve)
+        assert len(ax.collections) == bands  # fill_between: one PolyCollection per method
+        assert [line.get_label() for line in ax.lines] == [f"good (n={seeds})", f"base (n={seeds})"]
+        assert any("no CI" in t.get_text() for t in ax.texts) == (seeds == 1)
+        plt.close(fig)
+
+
 def test_a_task_one_method_lacks_is_left_out_not_scored_zero():
     data = results()
     data = data[~((data["method"] == "good") & (data["task"] == "task0"))]
