@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import copy
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,15 @@ def posterior(wm: WorldModel, state: np.ndarray, action: np.ndarray, action_mask
     return wm.observe(batch)[0], wm.target(batch["state"])
 
 
+@contextmanager
+def own_rng(seed: int):
+    """Inside: torch's generator seeded with ``seed``; outside, its stream as it was, so π's samples in a
+    report neither depend on nor change what was drawn before them."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        yield
+
+
 @torch.no_grad()
 def fit(wm: WorldModel, ac: ActorCritic, state: np.ndarray, action: np.ndarray, action_mask: torch.Tensor,
         stride: int = 10) -> tuple[dict, dict]:
@@ -112,8 +122,7 @@ def fit(wm: WorldModel, ac: ActorCritic, state: np.ndarray, action: np.ndarray, 
     feat = wm.rssm.feat(post)
     recon = (wm.decode(post) - target).square().sum(-1)                    # (1, T)
     start = {k: v[0] for k, v in post.items()}                              # (T, ...)
-    with torch.random.fork_rng():  # π's samples leave the posterior's random stream (and the fit) as they were
-        torch.manual_seed(len(state))
+    with own_rng(len(state)):
         states, _, _ = imagine(wm.rssm, ac.actor, start, action_mask.expand(len(state), -1), ac.cfg.horizon)
     out = {"pred": reward_of(ac, feat), "recon": recon, "value": ac.critic(feat).mean(),
            "imag_reward": reward_of(ac, wm.rssm.feat(states)[1:]).mean(0)}  # (H, T) → (T,)
@@ -132,8 +141,7 @@ def long_imagination(wm: WorldModel, ac: ActorCritic, start: dict, action_mask: 
     horizon = round(3 / (1 - gamma))
     n = len(next(iter(start.values())))
     out = {"imag_reward_long": [], "value_imagined": []}
-    with torch.random.fork_rng():
-        torch.manual_seed(n)
+    with own_rng(n):
         for i in range(0, n, chunk):
             state = {k: v[i:i + chunk] for k, v in start.items()}            # (C, ...)
             mask_ = action_mask.expand(len(state["deter"]), -1)
@@ -196,8 +204,7 @@ def imagined_objects(wm: WorldModel, ac: ActorCritic, episodes: list[dict], acti
     for a in actions:
         rolled.append(wm.rssm.img_step(rolled[-1], a))
     model_obs, model_reward = decoded({k: torch.stack([s_[k] for s_ in rolled]) for k in start})
-    with torch.random.fork_rng():
-        torch.manual_seed(len(real[0]))
+    with own_rng(len(real[0])):
         imagined, _, _ = imagine(wm.rssm, ac.actor, start, action_mask.expand(len(real[0]), -1), long)
     pi_obs, pi_reward = decoded(imagined)
     rows = []
