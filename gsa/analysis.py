@@ -197,8 +197,9 @@ def run_table(runs) -> pd.DataFrame:
     evaluations' success at any step (:func:`reached`), and its wall and CPU minutes (the online phase; CPU time,
     like ``success_any``, is recorded from December 2026 on), the code that ran it (commits, ``done.json``'s
     ``code``; "?" for a part that predates the record, empty for older runs), and for runs that retrieved offline
-    data the day that data was collected (the stamp of its episode ids): a re-collected dataset, and the world
-    model pre-trained on it, start a new provenance."""
+    data the day that data was collected (the stamp of its episode ids) and, for runs from December 5, 2026 on,
+    the first 8 hex digits of its content digest (``retrieved_sha256``): runs with the same digest replayed the
+    same trajectories, whenever their data was collected."""
     import json
 
     def minutes(seconds: float | None) -> int | None:
@@ -232,14 +233,18 @@ def run_table(runs) -> pd.DataFrame:
 
 def collected(retrieval: Path) -> str | None:
     """The day (YYYY-MM-DD) the earliest of a run's retrieved episodes was collected, from the ``{ts}-…`` stamp
-    of their ids in ``retrieval.json``; None without retrieved ids or stamps."""
+    of their ids in ``retrieval.json``, followed by `` · `` and the first 8 hex digits of their content digest
+    where the run recorded it; None without retrieved ids or stamps."""
     import json
 
     from gsa.data.episodes import NCRL_NAME  # an id is its episode file's name without ".npz"
 
-    ids = json.loads(retrieval.read_text()).get("ids") if retrieval.exists() else None
-    stamps = sorted(m["ts"][:8] for m in (NCRL_NAME.match(f"{i}.npz") for i in ids or []) if m)
-    return f"{stamps[0][:4]}-{stamps[0][4:6]}-{stamps[0][6:]}" if stamps else None
+    info = json.loads(retrieval.read_text()) if retrieval.exists() else {}
+    stamps = sorted(m["ts"][:8] for m in (NCRL_NAME.match(f"{i}.npz") for i in info.get("ids") or []) if m)
+    if not stamps:
+        return None
+    digest = f" · {info['retrieved_sha256'][:8]}" if info.get("retrieved_sha256") else ""
+    return f"{stamps[0][:4]}-{stamps[0][4:6]}-{stamps[0][6:]}{digest}"
 
 
 def reached(evals: pd.DataFrame) -> str:

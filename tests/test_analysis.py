@@ -212,3 +212,5 @@ def test_run_table_dates_the_retrieved_data_by_its_earliest_episode_stamp(tmp_pa
     (tmp_path / "retrieval.json").write_text(json.dumps({"k": 3, "ids": ids}))
     run = SimpleNamespace(task="dmc-cheetah-run", label="gsa", seed=0, paths=lambda: (tmp_path, None))
     assert run_table([run]).loc[0, "data collected"] == "2026-12-03"
+    (tmp_path / "retrieval.json").write_text(json.dumps({"k": 3, "ids": ids, "retrieved_sha256": "9f86d081" + "0" * 56}))
+    assert run_table([run]).loc[0, "data collected"] == "2026-12-03 · 9f86d081"

@@ -109,25 +109,39 @@ def test_killed_gsa_run_resumes_like_an_uninterrupted_one(state_setup):
     assert finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="killed", progress=False) == resumed
 
 
-def test_a_run_resumes_from_a_moved_dataset_but_not_from_a_changed_one(state_setup, tmp_path, monkeypatch):
-    """The dataset is identified by what the run retrieved from it (``retrieval.json``), not by its settings:
-    a copy elsewhere (another ``data.root``, other collection settings) resumes; a dataset that gives other
-    trajectories raises before anything is written."""
+def test_a_run_resumes_from_a_moved_or_recollected_dataset_but_not_from_a_changed_one(state_setup, tmp_path,
+                                                                                      monkeypatch):
+    """The dataset is identified by the content of what the run retrieved from it (``retrieved_sha256`` of
+    ``retrieval.json``), not by its settings or episode ids: a copy elsewhere (another ``data.root``, other
+    collection settings) and a re-collection (same episodes, ids stamped with another time) resume; a dataset
+    that gives other trajectories raises before anything is written, and so do other ids for a run that
+    predates the digest."""
     cfg, wm_path = state_setup
     finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="moved", progress=False, stop_at=400)
     run, _ = run_paths(with_method(cfg, "gsa"), TASK, "gsa", "moved")
     before = {name: (run / name).read_text() for name in ("train.csv", "eval.csv", "retrieval.json")}
+    started = json.loads(before["retrieval.json"])
+    assert len(started["retrieved_sha256"]) == 64 and started["encoder"]
     real = ft.retrieve
 
-    def other_data(*args, **kwargs):
-        subset, info = real(*args, **kwargs)
-        return subset, {**info, "ids": info["ids"][::-1][:1] + ["an-episode-it-never-saw"]}
+    def patched(**change):
+        def retrieve(*args, **kwargs):
+            subset, info = real(*args, **kwargs)
+            return subset, {**info, **{k: f(info) for k, f in change.items()}}
+        return retrieve
 
-    monkeypatch.setattr(ft, "retrieve", other_data)
+    monkeypatch.setattr(ft, "retrieve", patched(retrieved_sha256=lambda info: "0" * 64))
     with pytest.raises(ValueError, match="other retrieved offline data"):
         finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="moved", progress=False)
     assert {name: (run / name).read_text() for name in before} == before
-    monkeypatch.undo()
+    legacy = {k: v for k, v in started.items() if k not in ("retrieved_sha256", "encoder")}
+    (run / "retrieval.json").write_text(json.dumps(legacy))
+    monkeypatch.setattr(ft, "retrieve", patched(ids=lambda info: ["an-episode-it-never-saw"]))
+    with pytest.raises(ValueError, match="other retrieved offline data"):
+        finetune(cfg, TASK, "gsa", world_model=wm_path, experiment="moved", progress=False)
+    (run / "retrieval.json").write_text(before["retrieval.json"])
+    monkeypatch.setattr(ft, "retrieve", patched(ids=lambda info: [f"19991231T000000-{i.split('-', 1)[1]}"
+                                                                  for i in info["ids"]]))
     moved = copy.deepcopy(cfg)
     shutil.copytree(cfg.data.root, tmp_path / "elsewhere")
     set_field(moved, "data.root", str(tmp_path / "elsewhere"))

@@ -107,7 +107,7 @@ def _gsa_task(cfg, task, position, experiment, wm_path, dataset_root, progress, 
         checkpoint.check_config(saved["config"], to_dict(cfg), ckpt, ignore=resume_ignores("gsa") - {"continual"})
     retrieved, info = retrieve(cfg, task, wm, wm_path, dataset_root, device, EMBODIMENT)  # pre-trained encoder
     if saved is not None:
-        check_same_retrieval(run, info["ids"])
+        check_same_retrieval(run, info)
     agent = DreamerAgent(wm, cfg, device)
     previous = _previous(cfg, "gsa", experiment, position)
     if saved is None and previous:

@@ -18,6 +18,7 @@ committed results and no checkpoints skips it too).
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -96,14 +97,31 @@ def retrieve(cfg: Config, task: str, wm: WorldModel, wm_path: Path, dataset_root
     retrieved = dataset.subset(ids)
     info = {"k": len(ids), "embodiment": spec.domain,
             "precision_at_k": db.precision_at_k(ids, task) if spec.benchmark == "metaworld" else None,
-            "embodiment_precision": float(np.mean(retrieved.manifest["embodiment"] == spec.domain)), "ids": ids}
+            "embodiment_precision": float(np.mean(retrieved.manifest["embodiment"] == spec.domain)), "ids": ids,
+            "retrieved_sha256": content_digest(retrieved.manifest["sha256"]), "encoder": encoder_hash}
     return retrieved, info
 
 
-def check_same_retrieval(run: Path, ids: list[str]) -> None:
+def content_digest(file_hashes) -> str:
+    """One sha256 over the retrieved episodes' file hashes, in retrieval order: what a run replays, by content.
+    Episode files of a re-collection with the same recipe and seeds hash the same, while their ids carry the
+    time they were written, so this says whether two runs (or a run and its resumption) saw the same data."""
+    return hashlib.sha256("".join(file_hashes).encode()).hexdigest()
+
+
+def check_same_retrieval(run: Path, info: dict) -> None:
     """A resumed run must replay the offline trajectories it started with (``retrieval.json``): a dataset
-    that moved is fine, one that changed raises a ``ValueError`` before anything is written."""
-    started = json.loads((run / "retrieval.json").read_text()).get("ids")
+    that moved, or was collected again with the same content, is fine (compared by :func:`content_digest`
+    where the run recorded it, by episode ids before); one that changed raises a ``ValueError`` before anything
+    is written."""
+    started = json.loads((run / "retrieval.json").read_text())
+    if "retrieved_sha256" in started:
+        if started["retrieved_sha256"] != info["retrieved_sha256"]:
+            raise ValueError(f"{run} started with other retrieved offline data than the dataset gives now (their "
+                             "content differs): resume with the dataset it started with, or write to a new "
+                             "experiment")
+        return
+    started, ids = started.get("ids"), info["ids"]
     if started is not None and list(started) != list(ids):
         changed = len(set(started) ^ set(ids))
         raise ValueError(f"{run} started with other retrieved offline data than the dataset gives now ({changed} "
@@ -196,7 +214,7 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
             raise ValueError("rehearsal and guidance retrieve with the pre-trained encoder: set pretrained")
         retrieved, retrieval_info = retrieve(cfg, task, wm, wm_path, dataset_root, device, wm_benchmark)
         if saved is not None:
-            check_same_retrieval(run, retrieval_info["ids"])
+            check_same_retrieval(run, retrieval_info)
     if world:
         agent = DreamerAgent(wm, cfg, device)
         sources = [(retrieved, f.offline_share)] if f.rehearsal else []
