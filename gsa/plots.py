@@ -153,6 +153,29 @@ def aggregate_curves(ax, curve: pd.DataFrame, metric: str = "IQM", colors: dict 
                 color="0.4")
 
 
+def aggregate_bars(table: pd.DataFrame, metrics=("IQM", "mean", "optimality gap"), methods=None,
+                   colors: dict | None = None):
+    """:func:`gsa.analysis.aggregates` as bars, one panel per metric, one bar per method (label: its seeds per
+    task); the 95% CI is drawn only for methods with at least :data:`~gsa.analysis.MIN_RUNS` seeds on every
+    task (with one it is the bar's own value, see :func:`aggregate_curves`)."""
+    methods = list(methods or dict.fromkeys(table["method"]))
+    colors = colors or palette(methods)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 0.6 + 0.45 * len(methods)), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        group = table[table["metric"] == metric].set_index("method").loc[methods]
+        ax.barh(range(len(group)), group["value"], color=[colors[m] for m in methods])
+        wide = (group["runs"] >= MIN_RUNS).to_numpy()
+        y = np.arange(len(group))[wide]
+        ax.errorbar(group["value"][wide], y, xerr=[(group["value"] - group["low"])[wide],
+                                                   (group["high"] - group["value"])[wide]], fmt="none", color="k")
+        ax.set_yticks(range(len(group)), [f"{m} (n={int(r)})" for m, r in zip(methods, group["runs"])])
+        ax.set_title(metric), ax.set_xlabel("normalised score")
+    if not all(table["runs"] >= MIN_RUNS):
+        fig.text(0.01, 0.01, "n < 2 seeds on every task: no CI", fontsize=7, color="0.4")
+    fig.tight_layout()
+    return fig
+
+
 def same_starts_curves(curves: pd.DataFrame):
     """Each method's score with seed k beside zero actions on seed k's evaluation starts (method "zero actions",
     dashed grey), one panel per task (columns) and seed (rows): every run with seed k plays the same starts, so

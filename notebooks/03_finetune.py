@@ -159,13 +159,8 @@ else:
 
 # %%
 if len(compared):
-    grid = sns.catplot(aggregates, x="value", y="method", col="metric", kind="bar", sharex=False, height=2.4,
-                       aspect=1.1, errorbar=None)
-    for ax, (metric, group) in zip(grid.axes.flat, aggregates.groupby("metric", sort=False)):
-        ax.errorbar(group.value, range(len(group)), xerr=[group.value - group.low, group.high - group.value],
-                    fmt="none", color="k")
-        ax.set_xlabel("normalised score"), ax.set_title(metric)
-    plots.save(grid.figure, f"finetune_{experiment}_metrics", preset)
+    plots.save(plots.aggregate_bars(aggregates, list(dict.fromkeys(aggregates.metric)), compared),
+               f"finetune_{experiment}_metrics", preset)
 
 # %% [markdown]
 # ## The claim: GSA's IQM at the final budget ≥ 1.3× DreamerV3's, with non-overlapping 95% CIs

@@ -110,20 +110,14 @@ if complete:
     agg = analysis.aggregates(final, complete, reps=bootstrap_reps)
     agg.to_csv(tables / "aggregates.csv", index=False)
     display(agg.round(1))
-    shown = ["IQM", "mean", "optimality gap"]
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.4 * len(shown), 0.5 + 0.45 * len(complete)))
-    for ax, metric in zip(axes, shown):
-        group = agg[agg.metric == metric].set_index("method").loc[complete]
-        ax.barh(range(len(group)), group.value, color=[colors[m] for m in group.index])
-        ax.errorbar(group.value, range(len(group)), xerr=[group.value - group.low, group.high - group.value],
-                    fmt="none", color="k")
-        ax.set_yticks(range(len(group)), group.index), ax.set_title(metric), ax.set_xlabel("normalised score")
-    plots.save(fig, "paper_metrics", preset)
+    plots.save(plots.aggregate_bars(agg, ["IQM", "mean", "optimality gap"], complete, colors), "paper_metrics", preset)
     profiles = analysis.performance_profiles(final, complete, reps=bootstrap_reps // 5)
+    seeds = agg.groupby("method")["runs"].min()
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     for method, group in profiles.groupby("method"):
-        ax.plot(group.tau, group.fraction, color=colors[method], label=method)
-        ax.fill_between(group.tau, group.low, group.high, color=colors[method], alpha=0.2)
+        ax.plot(group.tau, group.fraction, color=colors[method], label=f"{method} (n={seeds[method]})")
+        if seeds[method] >= analysis.MIN_RUNS:  # with one seed per task the bootstrap band is the line itself
+            ax.fill_between(group.tau, group.low, group.high, color=colors[method], alpha=0.2)
     ax.set_xlabel("normalised score τ"), ax.set_ylabel("fraction of runs with score > τ"), ax.legend(fontsize=7)
     plots.save(fig, "paper_profiles", preset)
 else:

@@ -88,6 +88,23 @@ def test_the_aggregate_curve_shades_a_ci_only_with_two_seeds_on_every_task():
         plt.close(fig)
 
 
+def test_the_metric_bars_draw_a_ci_only_for_methods_with_two_seeds_on_every_task():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gsa.plots import aggregate_bars
+    for seeds, whiskers in ((1, 0), (3, 2)):
+        table = aggregates(final_scores(results(seeds=seeds)), ["good", "base"], reps=200)
+        fig = aggregate_bars(table, ["IQM", "mean"])
+        for ax in fig.axes:
+            bars = ax.containers[-1]  # the errorbar container: one whisker segment per method shown
+            assert len(bars.lines[2][0].get_segments()) == whiskers
+            assert [t.get_text() for t in ax.get_yticklabels()] == [f"good (n={seeds})", f"base (n={seeds})"]
+        assert any("no CI" in t.get_text() for t in fig.texts) == (seeds == 1)
+        plt.close(fig)
+
+
 def test_a_task_one_method_lacks_is_left_out_not_scored_zero():
     data = results()
     data = data[~((data["method"] == "good") & (data["task"] == "task0"))]
