@@ -37,6 +37,9 @@ def test_resumed_run_matches_uninterrupted(smoke_data, tmp_path):
     pretrain(cfg, out=tmp_path / "straight", progress=False)
     pretrain(cfg, out=tmp_path / "killed", progress=False, stop_at=3)
     assert len(pd.read_csv(tmp_path / "killed" / "train.csv")) == 3
+    with pytest.raises(ValueError, match="3 of its 6 steps"):  # fine-tuning refuses a half-trained model
+        load_world_model(tmp_path / "killed" / "checkpoint.pt")
+    assert load_world_model(tmp_path / "killed" / "checkpoint.pt", finished=False)[2]["step"] == 3
     shutil.copytree(cfg.data.root, tmp_path / "moved")  # resumes from step 3, from the same dataset moved
     pretrain(configure(cfg, data__root=str(tmp_path / "moved")), out=tmp_path / "killed", progress=False)
     straight = pd.read_csv(tmp_path / "straight" / "train.csv")

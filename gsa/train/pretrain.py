@@ -275,12 +275,19 @@ def pretrain(cfg: Config, root: str | Path | None = None, out: str | Path | None
     return path
 
 
-def load_world_model(path: str | Path, device="cpu") -> tuple[WorldModel, Config, dict]:
-    """A pre-trained world model, its config and the checkpoint dict."""
+def load_world_model(path: str | Path, device="cpu", finished: bool = True) -> tuple[WorldModel, Config, dict]:
+    """A pre-trained world model, its config and the checkpoint dict.
+
+    With ``finished`` (the default) a checkpoint whose pre-training stopped before its ``pretrain.steps`` (killed,
+    or still running in another process) is refused with a clear error, instead of fine-tuning from a half-trained
+    model unnoticed; ``finished=False`` loads it anyway (e.g. to look at a model while it trains)."""
     from gsa.config import from_dict
 
     state = checkpoint.load(path, kind="pretrain", map_location=device)
     cfg = from_dict(state["config"])
+    if finished and state["step"] < cfg.pretrain.steps:
+        raise ValueError(f"{path} is pre-trained for {state['step']} of its {cfg.pretrain.steps} steps: finish it first "
+                         f"(`gsa pretrain` resumes it from there), or wait for the process that is training it")
     model = WorldModel(cfg.world_model).to(device)
     model.load_state_dict(state["model"])
     return model, cfg, state
