@@ -195,6 +195,15 @@ if len(compared):
     display(by_benchmark[by_benchmark.metric.isin(["IQM", "mean"])].set_index(["benchmark", "metric", "method"]).round(1))
 
 # %% [markdown]
+# Does the verdict hang on one task? The same comparison with each task left out in turn (every task once).
+
+# %%
+if {"gsa", "dreamerv3"} <= set(compared):
+    left_out = analysis.leave_one_task_out(final, "gsa", "dreamerv3", 1.3, reps=bootstrap_reps // 4)
+    left_out.to_csv(tables / "claim_leave_one_task_out.csv", index=False)
+    display(left_out.round(2))
+
+# %% [markdown]
 # ## Final scores per task (mean ± 95% CI over seeds)
 # Beside ours, marked "paper @150k": the paper's own scores (its appendix tables; pixels, 150k frames,
 # 3 seeds), for orientation only — this preset's budget, observations and model differ. "zero actions":

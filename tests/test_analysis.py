@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gsa.analysis import (aggregate_curve, aggregates, claim_verdict, final_scores, per_task_table,
+from gsa.analysis import (aggregate_curve, aggregates, claim_verdict, final_scores, leave_one_task_out, per_task_table,
                           performance_profiles, probability_of_improvement)
 
 
@@ -50,6 +50,15 @@ def test_the_claim_is_judged_only_with_more_than_one_seed_per_task():
     assert claim_verdict(three, "base", "good") == "NOT met"
     same = aggregates(final_scores(results(gap=0.0, seeds=3)), ["good", "base"], reps=500)
     assert claim_verdict(same, "good", "base") == "NOT met"
+
+
+def test_leaving_out_the_one_task_that_carries_the_claim_flips_the_verdict():
+    data = results(gap=0.0, seeds=3, tasks=4)
+    data.loc[(data.method == "good") & (data.task == "task2"), "score"] += 200  # only task2 separates them
+    table = leave_one_task_out(final_scores(data), "good", "base", reps=1_000).set_index("left out")
+    assert list(table.index) == ["task0", "task1", "task2", "task3"]
+    assert table.loc["task2", "verdict"] == "NOT met" and table.loc["task2", "ratio"] == pytest.approx(1, abs=0.2)
+    assert (table.drop("task2")["verdict"] == "met").all()
 
 
 def test_equal_methods_have_overlapping_intervals_and_even_odds():
