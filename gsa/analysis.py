@@ -102,10 +102,10 @@ def leave_one_task_out(final: pd.DataFrame, x: str = "gsa", y: str = "dreamerv3"
                        reps: int = 5_000, seed: int = 0) -> pd.DataFrame:
     """The claim's IQM comparison again with each task left out in turn: one row per left-out task (IQM and 95%
     CI of x and y, their ratio and :func:`claim_verdict`), so a verdict that hangs on one task shows. Every
-    task is left out once; none is chosen by hand."""
+    task is left out once; none is chosen by hand. Empty with fewer than two tasks."""
     tasks = sorted(set(final[final["method"] == x]["task"]) & set(final[final["method"] == y]["task"]))
     rows = []
-    for task in tasks:
+    for task in tasks if len(tasks) > 1 else []:
         table = aggregates(final[final["task"] != task], [x, y], reps=reps, seed=seed)
         iqm = table[table["metric"] == "IQM"].set_index("method")
         rows.append({"left out": task, f"{x} IQM": iqm.loc[x, "value"], f"{x} low": iqm.loc[x, "low"],
