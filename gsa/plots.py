@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import FuncFormatter
 
 from gsa.analysis import MIN_RUNS
 from gsa.data.store import OfflineDataset
@@ -21,6 +22,13 @@ def palette(methods) -> dict:
     """``{method: colour}`` for seaborn's ``palette=``; methods without a fixed colour get tab10 colours."""
     spare = iter(plt.get_cmap("tab10").colors)
     return {m: METHOD_COLORS.get(m.split(".")[0]) or next(spare) for m in methods}
+
+
+def frames_axis(*axes) -> None:
+    """Environment frames on the x axis in thousands ("10k", "1.5M") instead of matplotlib's bare 10000 … 50000."""
+    label = FuncFormatter(lambda x, _: f"{x / 1e6:g}M" if abs(x) >= 1e6 else f"{x / 1e3:g}k" if x else "0")
+    for ax in axes:
+        ax.xaxis.set_major_formatter(label)
 
 
 def save(fig, name: str, preset: str) -> None:
@@ -132,6 +140,7 @@ def learning_curves(results: pd.DataFrame, y: str = "score"):
     grid.set_titles("{col_name}")
     grid.set_axis_labels("environment frames", {"score": "normalised score", "return": "episode return",
                                                     "goal_reached": "goal reached at any step (%)"}.get(y, y))
+    frames_axis(*grid.axes.flat)
     return grid.figure
 
 
@@ -151,6 +160,7 @@ def aggregate_curves(ax, curve: pd.DataFrame, metric: str = "IQM", colors: dict 
     if single:
         ax.text(0.02, 0.98, "n < 2 seeds on every task: no CI", transform=ax.transAxes, va="top", fontsize=7,
                 color="0.4")
+    frames_axis(ax)
 
 
 def aggregate_bars(table: pd.DataFrame, metrics=("IQM", "mean", "optimality gap"), methods=None,
@@ -187,4 +197,5 @@ def same_starts_curves(curves: pd.DataFrame):
                        dashes={m: (3, 2) if m == "zero actions" else "" for m in methods})
     grid.set_titles("{col_name}, seed {row_name}")
     grid.set_axis_labels("environment frames", "normalised score")
+    frames_axis(*grid.axes.flat)
     return grid.figure

@@ -282,7 +282,7 @@ if logs:
     guided["frames"] = (guided.frame // cfg.finetune.eval_every + 1) * cfg.finetune.eval_every
     fig, ax = plt.subplots(figsize=(5, 3))
     sns.lineplot(guided, x="frames", y="share", hue="task", errorbar=None, ax=ax)
-    ax.set_ylabel("share of steps by the BC prior"), ax.set_xlabel("environment frames")
+    ax.set_ylabel("share of steps by the BC prior"), ax.set_xlabel("environment frames"), plots.frames_axis(ax)
     ax.legend(fontsize=6)
     plots.save(fig, f"finetune_{experiment}_guidance", preset)
 
@@ -327,6 +327,7 @@ if logs and "recon" in episodes:
         fig, ax = plt.subplots(figsize=(5, 3))
         sns.lineplot(fit, x="frames", y="recon", hue="task", style="method", errorbar=None, ax=ax)
         ax.set_yscale("log"), ax.set_ylabel("reconstruction loss"), ax.set_xlabel("environment frames")
+        plots.frames_axis(ax)
         ax.legend(fontsize=6)
         plots.save(fig, f"finetune_{experiment}_world_model_fit", preset)
         for column in ("recon", "reward_loss"):
