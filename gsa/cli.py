@@ -107,7 +107,7 @@ def _sweep(args) -> None:
     if args.status:  # what is done and what is left, without running anything
         import pandas as pd
 
-        from gsa.experiments.sweep import read_status, remaining_hours
+        from gsa.experiments.sweep import read_prerequisites, read_status, remaining_hours
 
         if not runs:
             print("no runs match")
@@ -118,6 +118,11 @@ def _sweep(args) -> None:
         unknown = table["core-hours left"].isna().any()
         print(f"{int(table['done'].sum())} of {len(runs)} runs done; ~{table['core-hours left'].sum():.0f} core-hours left"
               + (" for the methods with an estimate (NaN: no finished run of the method on that benchmark)" if unknown else ""))
+        needs = read_prerequisites(runs)
+        if len(needs):
+            print("\nwhat the unfinished runs read first:")
+            with pd.option_context("display.width", 250, "display.max_colwidth", 80):
+                print(needs.to_string(index=False))
         return
     status = sweep(runs, workers=args.workers, executor=args.executor)
     failed = {name: s for name, s in status.items() if s != "done"}

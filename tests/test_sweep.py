@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gsa.experiments.sweep import expand, read_status, remaining_hours, sweep
+from gsa.experiments.sweep import expand, read_prerequisites, read_status, remaining_hours, sweep
 
 TINY = {"world_model.obs": "state", "finetune.frames": 600, "finetune.warmup_frames": 200,
         "finetune.eval_every": 600, "finetune.eval_episodes": 1, "finetune.batch_size": 4, "finetune.seq_len": 16,
@@ -48,6 +48,30 @@ def test_expansion_names_and_early_errors():
         expand("x", "smoke", ["gsa"], ["mw-reachh"], [0])
     with pytest.raises(ValueError, match="unknown config field"):
         expand("x", "smoke", ["gsa"], ["mw-reach"], [0], overrides={"finetune.nope": 1})
+
+
+def test_status_says_which_inputs_the_unfinished_runs_wait_for(root):
+    from gsa.config import to_dict
+    from gsa.train import checkpoint
+
+    runs = expand("x", "smoke", ["gsa", "dreamerv3", "r3m", "drqv2"], [TASK], [0])
+    def states():
+        return read_prerequisites(runs).set_index("input")[["path", "runs", "state"]].to_dict("index")
+    assert states() == {  # DreamerV3 and DrQ-v2 read nothing; R3M-style only the data its encoder trains on
+        "world model": {"path": "checkpoints/smoke/world_model/metaworld/checkpoint.pt", "runs": 1,
+                        "state": "missing: gsa pretrain --preset smoke -o pretrain.benchmark=metaworld"},
+        "dataset": {"path": "data/smoke", "runs": 2, "state": "missing: gsa collect --preset smoke"}}
+    cfg = runs[0].config()
+    wm = root / "checkpoints/smoke/world_model/metaworld/checkpoint.pt"
+    wm.parent.mkdir(parents=True)
+    checkpoint.save(wm, kind="pretrain", step=3, config=to_dict(cfg))
+    (root / "data/smoke").mkdir(parents=True)
+    pd.DataFrame({"benchmark": ["dmc"]}).to_csv(root / "data/smoke/manifest.csv", index=False)
+    assert states()["world model"]["state"] == f"not ready: pre-trained 3 of {cfg.pretrain.steps} steps"
+    assert states()["dataset"]["state"] == "no metaworld episodes: gsa collect --preset smoke"
+    checkpoint.save(wm, kind="pretrain", step=cfg.pretrain.steps, config=to_dict(cfg))
+    pd.DataFrame({"benchmark": ["dmc", "metaworld", "metaworld"]}).to_csv(root / "data/smoke/manifest.csv", index=False)
+    assert states()["world model"]["state"] == "ready" and states()["dataset"]["state"] == "ready (2 metaworld episodes)"
 
 
 def test_runs_finish_failures_are_reported_and_finished_runs_are_skipped(root, capsys):

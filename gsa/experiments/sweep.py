@@ -36,7 +36,7 @@ from gsa.config import preset as get_preset
 from gsa.data.episodes import atomic_write
 from gsa.envs import get_spec
 from gsa.paths import project_root, results_dir, usable_cores
-from gsa.train.finetune import BASELINES, METHODS, load_results, run_paths
+from gsa.train.finetune import BASELINES, METHODS, load_results, prerequisites, run_paths
 from gsa.train.online import is_done, score
 
 
@@ -318,6 +318,49 @@ def read_status(runs: list[Run]) -> pd.DataFrame:
         rows.append({"method": run.label, "task": run.task, "seed": run.seed, "status": state, "frames": frames,
                      "budget": run.config().finetune.frames, "hours": hours})
     return pd.DataFrame(rows)
+
+
+def read_prerequisites(runs: list[Run]) -> pd.DataFrame:
+    """What the unfinished runs read before their first step (:func:`gsa.train.finetune.prerequisites`: a benchmark's
+    pre-trained world model, the offline data), one row per input and benchmark: its path, how many runs wait for
+    it, and whether it is ready — or what to run first (a fresh machine has neither; a world model still being
+    pre-trained is not ready: fine-tuning refuses it)."""
+    waiting: dict[tuple, int] = {}
+    for run in runs:
+        if run.done():
+            continue
+        cfg = run.config()
+        for what, path in prerequisites(cfg, run.task, run.method).items():
+            key = (what, get_spec(run.task).benchmark, str(path), cfg.name)
+            waiting[key] = waiting.get(key, 0) + 1
+    rows = [{"input": what, "benchmark": benchmark, "path": _shown(Path(path)), "runs": n,
+             "state": _readiness(what, benchmark, Path(path), name)} for (what, benchmark, path, name), n in waiting.items()]
+    return pd.DataFrame(rows, columns=["input", "benchmark", "path", "runs", "state"])
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(project_root())) if path.is_relative_to(project_root()) else str(path)
+
+
+def _readiness(what: str, benchmark: str, path: Path, preset: str) -> str:
+    if what == "world model":
+        if not path.exists():
+            return f"missing: gsa pretrain --preset {preset} -o pretrain.benchmark={benchmark}"
+        state = torch_load_meta(path)
+        steps = state["config"]["pretrain"]["steps"]
+        return "ready" if state["step"] >= steps else f"not ready: pre-trained {state['step']} of {steps} steps"
+    manifest = path / "manifest.csv"
+    if not manifest.exists():
+        return f"missing: gsa collect --preset {preset}"
+    episodes = int((pd.read_csv(manifest, usecols=["benchmark"])["benchmark"] == benchmark).sum())
+    return f"ready ({episodes} {benchmark} episodes)" if episodes else f"no {benchmark} episodes: gsa collect --preset {preset}"
+
+
+def torch_load_meta(path: Path) -> dict:
+    """A checkpoint's small entries (step, config), its tensors memory-mapped rather than read."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
 
 
 def remaining_hours(status: pd.DataFrame) -> pd.DataFrame:

@@ -60,6 +60,21 @@ def with_method(cfg: Config, method: str) -> Config:
     return cfg
 
 
+def prerequisites(cfg: Config, task: str, method: str) -> dict[str, Path]:
+    """What a run of ``method`` on ``task`` reads from disk before its first step (Alg. 1 lines 1–3), by the rules
+    :func:`finetune` follows: ``{"world model": its benchmark's pre-trained checkpoint, "dataset": the offline
+    data}``, each only where the method uses it (DreamerV3 and DrQ-v2: nothing; R3M-style: the data its
+    encoder trains on)."""
+    f = (with_method(cfg, method) if method in METHODS else cfg).finetune
+    world = method in METHODS
+    needs = {}
+    if (world and f.pretrained) or method in OFFLINE_BASELINES:
+        needs["world model"] = world_model_path(cfg, get_spec(task).benchmark)
+    if (world and (f.rehearsal or f.guidance)) or method in OFFLINE_BASELINES or method == "r3m":
+        needs["dataset"] = resolve(cfg.data.root)
+    return needs
+
+
 def run_paths(cfg: Config, task: str, method: str, experiment: str) -> tuple[Path, Path]:
     tail = Path(experiment) / method / task / f"seed{cfg.finetune.seed}"
     return results_dir() / "runs" / tail, resolve("checkpoints/runs") / tail / "checkpoint.pt"
