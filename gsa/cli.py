@@ -92,7 +92,16 @@ def _sweep(args) -> None:
         if not sep:
             raise SystemExit(f"--variant {text!r} must look like NAME:section.field=value")
         variants.setdefault(name, {}).update(parse_overrides([setting]))
-    if args.study:  # the preset's study (gsa/experiments/studies.py), optionally narrowed by --methods/--tasks/--seeds
+    if args.study and args.ablations:
+        raise SystemExit("gsa sweep: choose --study or --ablations")
+    if args.ablations:  # the preset's ablation variants (gsa/experiments/studies.py), narrowed by --methods/--tasks/--seeds
+        from gsa.experiments.studies import ablation_runs
+
+        if variants or args.override:
+            raise SystemExit("gsa sweep: --ablations are fixed variants; --variant / -o do not combine with them")
+        runs = [r for r in ablation_runs(args.preset, args.experiment, args.seeds)
+                if (args.methods is None or r.method in args.methods) and (args.tasks is None or r.task in args.tasks)]
+    elif args.study:  # the preset's study (gsa/experiments/studies.py), optionally narrowed by --methods/--tasks/--seeds
         from gsa.experiments.studies import study_runs
 
         if variants:
@@ -116,8 +125,11 @@ def _sweep(args) -> None:
         with pd.option_context("display.width", 200, "display.precision", 1):
             print(table.to_string())
         unknown = table["core-hours left"].isna().any()
-        print(f"{int(table['done'].sum())} of {len(runs)} runs done; ~{table['core-hours left'].sum():.0f} core-hours left"
-              + (" for the methods with an estimate (NaN: no finished run of the method on that benchmark)" if unknown else ""))
+        hours = (f"~{table['core-hours left'].sum():.0f} core-hours left" if table["core-hours left"].notna().any()
+                 else "no estimate of the core-hours left yet")
+        print(f"{int(table['done'].sum())} of {len(runs)} runs done; {hours}"
+              + (" for the methods with an estimate (NaN: no finished run of the method, or of its base method, on "
+                 "that benchmark)" if unknown and table["core-hours left"].notna().any() else ""))
         needs = read_prerequisites(runs)
         if len(needs):
             print("\nwhat the unfinished runs read first:")
@@ -198,6 +210,8 @@ def main(argv: list[str] | None = None) -> None:
     _preset_arguments(p)
     p.add_argument("--study", action="store_true", help="the preset's study: its tasks, methods and seeds "
                    "(gsa/experiments/studies.py); --methods / --tasks / --seeds narrow it")
+    p.add_argument("--ablations", action="store_true", help="the preset's ablation variants (paper Fig. 7 / 8, fixed "
+                   "in gsa/experiments/studies.py); --methods / --tasks / --seeds narrow them")
     p.add_argument("--methods", nargs="+", default=None, help="default: gsa dreamerv3")
     p.add_argument("--tasks", nargs="+", default=None)
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (--study: the study's)")

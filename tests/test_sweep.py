@@ -98,6 +98,8 @@ def test_runs_finish_failures_are_reported_and_finished_runs_are_skipped(root, c
     assert plan.loc["dreamerv3", "core-hours left"] == 0 and np.isnan(plan.loc["gsa", "core-hours left"])
     halfway = pd.concat([status, status.iloc[[0]].assign(seed=2, status="started", frames=300, hours=np.nan)])
     assert remaining_hours(halfway).loc["dreamerv3", "core-hours left"] == pytest.approx(status["hours"].iloc[[0, 2]].median() / 2)
+    variant = pd.concat([status, status.iloc[[0]].assign(method="dreamerv3.k4", status="new", frames=0, hours=np.nan)])
+    assert remaining_hours(variant).loc["dreamerv3.k4", "core-hours left"] == pytest.approx(status["hours"].iloc[[0, 2]].median())
     from gsa.cli import main
 
     capsys.readouterr()
@@ -170,6 +172,29 @@ def test_the_cpu_study_is_fixed_and_puts_the_main_comparison_first():
     assert {r.method for r in study_runs("cpu", methods=["p"])} == {"p"}
     assert study_runs("cpu", methods=["p"], overrides={"finetune.frames": 1000})[0].config().finetune.frames == 1000
     assert {r.seed for r in study_runs("cpu", seeds=[2])} == {2} and len(study_runs("cpu", seeds=[2])) < len(runs)
+
+
+def test_the_cpu_ablations_are_variants_of_study_tasks_seed_rank_by_seed_rank(capsys):
+    from gsa.cli import main
+    from gsa.experiments.studies import ablation_runs, study
+    from gsa.train.finetune import with_method
+
+    runs = ablation_runs("cpu")
+    assert len(runs) == 3 * 2 * 3 == len(set(runs))
+    assert {r.label for r in runs} == {"p+er.ots", "gsa.encoder_decoder", "gsa.dynamics"}  # notebook 04's labels
+    assert {r.task for r in runs} <= set(study("cpu").tasks)  # GSA's own runs there come from the main study
+    assert [r.seed for r in runs] == sorted(r.seed for r in runs)  # every variant's seed 0 before any seed 1
+    ots = [r for r in runs if r.label == "p+er.ots"]
+    assert {r.task for r in ots} == {"mw-assembly", "mw-stick-pull"}  # the paper's Fig. 7 tasks
+    assert all(with_method(r.config(), r.method).finetune.reward_uncertainty and
+               not with_method(r.config(), r.method).finetune.guidance for r in ots)  # OTS instead of guidance
+    assert {r.config().finetune.train_parts for r in runs if r.method == "gsa"} == {"encoder_decoder", "dynamics"}
+    capsys.readouterr()
+    main(["sweep", "--preset", "cpu", "--ablations", "--methods", "p+er", "--seeds", "0", "--status"])
+    out = capsys.readouterr().out
+    assert "p+er.ots" in out and "gsa.dynamics" not in out and "of 2 runs done" in out
+    with pytest.raises(SystemExit, match="--study or --ablations"):
+        main(["sweep", "--preset", "cpu", "--ablations", "--study", "--status"])
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")

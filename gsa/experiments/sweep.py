@@ -365,12 +365,12 @@ def torch_load_meta(path: Path) -> dict:
 
 def remaining_hours(status: pd.DataFrame) -> pd.DataFrame:
     """Per method: runs done / started / new and the core-hours left, estimated from the median hours of
-    its finished runs on the same benchmark (each unfinished run counted for its frames still to go;
-    NaN where no run of that method and benchmark has finished)."""
+    its finished runs on the same benchmark, or of its base method's for a variant (``gsa.dynamics``: ``gsa``'s),
+    each unfinished run counted for its frames still to go; NaN where neither has a finished run there)."""
     status = status.assign(benchmark=status["task"].map(lambda t: get_spec(t).benchmark))
     typical = status[status["status"] == "done"].groupby(["method", "benchmark"])["hours"].median()
     left = status[status["status"] != "done"]
-    left = left.assign(hours=[typical.get((m, b), np.nan) * (1 - f / n) for m, b, f, n in
+    left = left.assign(hours=[typical.get((m, b), typical.get((m.split(".")[0], b), np.nan)) * (1 - f / n) for m, b, f, n in
                               zip(left["method"], left["benchmark"], left["frames"], left["budget"])])
     table = status.pivot_table(index="method", columns="status", values="seed", aggfunc="count", fill_value=0)
     table = table.reindex(index=list(dict.fromkeys(status["method"])), columns=["done", "started", "new"], fill_value=0)
