@@ -60,7 +60,8 @@ def test_status_says_which_inputs_the_unfinished_runs_wait_for(root):
     assert states() == {  # DreamerV3 and DrQ-v2 read nothing; R3M-style only the data its encoder trains on
         "world model": {"path": "checkpoints/smoke/world_model/metaworld/checkpoint.pt", "runs": 1,
                         "state": "missing: gsa pretrain --preset smoke -o pretrain.benchmark=metaworld"},
-        "dataset": {"path": "data/smoke", "runs": 2, "state": "missing: gsa collect --preset smoke"}}
+        "dataset": {"path": "data/smoke", "runs": 2, "state": "missing: gsa collect --preset smoke (its metaworld part "
+                                                              "alone: -o data.dmc_embodiments=[])"}}
     cfg = runs[0].config()
     wm = root / "checkpoints/smoke/world_model/metaworld/checkpoint.pt"
     wm.parent.mkdir(parents=True)
@@ -68,7 +69,7 @@ def test_status_says_which_inputs_the_unfinished_runs_wait_for(root):
     (root / "data/smoke").mkdir(parents=True)
     pd.DataFrame({"benchmark": ["dmc"]}).to_csv(root / "data/smoke/manifest.csv", index=False)
     assert states()["world model"]["state"] == f"not ready: pre-trained 3 of {cfg.pretrain.steps} steps"
-    assert states()["dataset"]["state"] == "no metaworld episodes: gsa collect --preset smoke"
+    assert states()["dataset"]["state"].startswith("no metaworld episodes: gsa collect --preset smoke")
     checkpoint.save(wm, kind="pretrain", step=cfg.pretrain.steps, config=to_dict(cfg))
     pd.DataFrame({"benchmark": ["dmc", "metaworld", "metaworld"]}).to_csv(root / "data/smoke/manifest.csv", index=False)
     assert states()["world model"]["state"] == "ready" and states()["dataset"]["state"] == "ready (2 metaworld episodes)"

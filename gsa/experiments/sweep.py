@@ -350,10 +350,12 @@ def _readiness(what: str, benchmark: str, path: Path, preset: str) -> str:
         steps = state["config"]["pretrain"]["steps"]
         return "ready" if state["step"] >= steps else f"not ready: pre-trained {state['step']} of {steps} steps"
     manifest = path / "manifest.csv"
-    if not manifest.exists():
-        return f"missing: gsa collect --preset {preset}"
-    episodes = int((pd.read_csv(manifest, usecols=["benchmark"])["benchmark"] == benchmark).sum())
-    return f"ready ({episodes} {benchmark} episodes)" if episodes else f"no {benchmark} episodes: gsa collect --preset {preset}"
+    episodes = int((pd.read_csv(manifest, usecols=["benchmark"])["benchmark"] == benchmark).sum()) if manifest.exists() else 0
+    if episodes:
+        return f"ready ({episodes} {benchmark} episodes)"
+    only = {"dmc": "data.mw_tasks=[]", "metaworld": "data.dmc_embodiments=[]"}  # collect one benchmark's part alone
+    return (f"{'missing' if not manifest.exists() else f'no {benchmark} episodes'}: gsa collect --preset {preset}"
+            + (f" (its {benchmark} part alone: -o {only[benchmark]})" if benchmark in only else ""))
 
 
 def torch_load_meta(path: Path) -> dict:
