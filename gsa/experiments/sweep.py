@@ -346,7 +346,7 @@ def _readiness(what: str, benchmark: str, path: Path, preset: str) -> str:
     if what == "world model":
         if not path.exists():
             return f"missing: gsa pretrain --preset {preset} -o pretrain.benchmark={benchmark}"
-        state = torch_load_meta(path)
+        state = _checkpoint_meta(path)
         steps = state["config"]["pretrain"]["steps"]
         return "ready" if state["step"] >= steps else f"not ready: pre-trained {state['step']} of {steps} steps"
     manifest = path / "manifest.csv"
@@ -358,7 +358,7 @@ def _readiness(what: str, benchmark: str, path: Path, preset: str) -> str:
             + (f" (its {benchmark} part alone: -o {only[benchmark]})" if benchmark in only else ""))
 
 
-def torch_load_meta(path: Path) -> dict:
+def _checkpoint_meta(path: Path) -> dict:
     """A checkpoint's small entries (step, config), its tensors memory-mapped rather than read."""
     import torch
 
