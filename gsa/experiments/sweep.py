@@ -346,7 +346,10 @@ def _readiness(what: str, benchmark: str, path: Path, preset: str) -> str:
     if what == "world model":
         if not path.exists():
             return f"missing: gsa pretrain --preset {preset} -o pretrain.benchmark={benchmark}"
-        state = _checkpoint_meta(path)
+        try:
+            state = _checkpoint_meta(path)
+        except Exception as error:  # torch raises several types for truncated files
+            return f"unreadable ({type(error).__name__}): pre-train it again"
         steps = state["config"]["pretrain"]["steps"]
         return "ready" if state["step"] >= steps else f"not ready: pre-trained {state['step']} of {steps} steps"
     manifest = path / "manifest.csv"
