@@ -124,12 +124,11 @@ def _sweep(args) -> None:
         table = remaining_hours(read_status(runs))
         with pd.option_context("display.width", 200, "display.precision", 1):
             print(table.to_string())
-        unknown = table["core-hours left"].isna().any()
-        hours = (f"~{table['core-hours left'].sum():.0f} core-hours left" if table["core-hours left"].notna().any()
-                 else "no estimate of the core-hours left yet")
+        left = table["core-hours left"]
+        hours = f"~{left.sum():.0f} core-hours left" if left.notna().any() else "no estimate of the core-hours left yet"
         print(f"{int(table['done'].sum())} of {len(runs)} runs done; {hours}"
               + (" for the methods with an estimate (NaN: no finished run of the method, or of its base method, on "
-                 "that benchmark)" if unknown and table["core-hours left"].notna().any() else ""))
+                 "that benchmark)" if left.isna().any() and left.notna().any() else ""))
         needs = read_prerequisites(runs)
         if len(needs):
             print("\nwhat the unfinished runs read first:")

@@ -38,6 +38,7 @@ from gsa.envs import get_spec
 from gsa.paths import project_root, results_dir, usable_cores
 from gsa.train.finetune import BASELINES, METHODS, load_results, prerequisites, run_paths
 from gsa.train.online import is_done, score
+from gsa.train.pretrain import pretrained_steps
 
 
 @dataclass(frozen=True)
@@ -350,8 +351,8 @@ def _readiness(what: str, benchmark: str, path: Path, preset: str) -> str:
             state = _checkpoint_meta(path)
         except Exception as error:  # torch raises several types for truncated files
             return f"unreadable ({type(error).__name__}): pre-train it again"
-        steps = state["config"]["pretrain"]["steps"]
-        return "ready" if state["step"] >= steps else f"not ready: pre-trained {state['step']} of {steps} steps"
+        done, asked = pretrained_steps(state)
+        return "ready" if done >= asked else f"not ready: pre-trained {done} of {asked} steps"
     manifest = path / "manifest.csv"
     episodes = int((pd.read_csv(manifest, usecols=["benchmark"])["benchmark"] == benchmark).sum()) if manifest.exists() else 0
     if episodes:

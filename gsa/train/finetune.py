@@ -209,12 +209,12 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     checkpoint.seed_everything(f.seed)
     # -- world model, retrieved data, prior (Alg. 1 lines 1–3); baselines with offline data use GSA's -------
-    world = method in METHODS
+    world, needs = method in METHODS, prerequisites(cfg, task, method)
     wm, wm_benchmark = None, "all"
-    wm_path = Path(world_model or world_model_path(cfg, spec.benchmark))
+    wm_path = Path(world_model or needs.get("world model", world_model_path(cfg, spec.benchmark)))
     if world and not f.pretrained and f.train_parts != "all":
         raise ValueError(f"finetune.train_parts={f.train_parts!r} freezes parts of a pre-trained world model: set pretrained")
-    if (world and f.pretrained) or method in OFFLINE_BASELINES:
+    if "world model" in needs:
         wm, wm_ckpt_cfg, wm_state = load_world_model(wm_path, device)
         cfg.world_model = wm_ckpt_cfg.world_model
         wm_benchmark = wm_state.get("benchmark", "all")
@@ -224,7 +224,7 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     if saved is not None:  # the settings this method uses must match (the retrieved data is compared below)
         checkpoint.check_config(saved["config"], to_dict(cfg), ckpt_path, ignore=resume_ignores(method))
     retrieved, retrieval_info = None, {}
-    if (world and (f.rehearsal or f.guidance)) or method in OFFLINE_BASELINES:
+    if "dataset" in needs and method != "r3m":  # R3M-style reads the data to train its encoder, it retrieves nothing
         if world and not f.pretrained:
             raise ValueError("rehearsal and guidance retrieve with the pre-trained encoder: set pretrained")
         retrieved, retrieval_info = retrieve(cfg, task, wm, wm_path, dataset_root, device, wm_benchmark)

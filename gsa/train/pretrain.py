@@ -275,6 +275,11 @@ def pretrain(cfg: Config, root: str | Path | None = None, out: str | Path | None
     return path
 
 
+def pretrained_steps(state: dict) -> tuple[int, int]:
+    """(steps done, steps asked) of a pre-training checkpoint's dict: a model is finished when they are equal."""
+    return state["step"], state["config"]["pretrain"]["steps"]
+
+
 def load_world_model(path: str | Path, device="cpu", finished: bool = True) -> tuple[WorldModel, Config, dict]:
     """A pre-trained world model, its config and the checkpoint dict.
 
@@ -285,8 +290,9 @@ def load_world_model(path: str | Path, device="cpu", finished: bool = True) -> t
 
     state = checkpoint.load(path, kind="pretrain", map_location=device)
     cfg = from_dict(state["config"])
-    if finished and state["step"] < cfg.pretrain.steps:
-        raise ValueError(f"{path} is pre-trained for {state['step']} of its {cfg.pretrain.steps} steps: finish it first "
+    done, asked = pretrained_steps(state)
+    if finished and done < asked:
+        raise ValueError(f"{path} is pre-trained for {done} of its {asked} steps: finish it first "
                          f"(`gsa pretrain` resumes it from there), or wait for the process that is training it")
     model = WorldModel(cfg.world_model).to(device)
     model.load_state_dict(state["model"])
