@@ -165,3 +165,22 @@ def test_recollecting_with_the_same_recipe_gives_the_same_episodes(tmp_path):
         again = episodes[1][name]
         assert episode.keys() == again.keys()
         assert all(np.array_equal(episode[k], again[k]) for k in episode), name
+
+
+def test_collecting_one_benchmark_alone_keeps_the_other_ones_episodes(tmp_path):
+    """``-o data.dmc_embodiments=[]`` collects the Meta-World part alone and ``-o data.mw_tasks=[]`` the DMC part
+    (`gsa sweep --status` suggests them): the second must not drop the first's episodes from the manifest, and
+    the two together must list what one whole collection lists, in its order."""
+    def data(root: str, **narrowed):
+        return preset("smoke", {**OVERRIDES, "data.root": str(tmp_path / root), "data.obs": "state", **narrowed}).data
+
+    whole = collect(data("whole"), progress=False)
+    collect(data("parts", **{"data.dmc_embodiments": ()}), progress=False)
+    parts = collect(data("parts", **{"data.mw_tasks": ()}), progress=False)
+    columns = ["benchmark", "task", "source", "sha256"]
+    assert parts[columns].equals(whole[columns]) and set(parts["benchmark"]) == {"dmc", "metaworld"}
+    analysis = {root: pd.read_csv(tmp_path / root / "analysis.csv", dtype={"id": str}) for root in ("whole", "parts")}
+    assert list(analysis["parts"]["id"]) == list(parts["id"])
+    pd.testing.assert_frame_equal(analysis["parts"].drop(columns="id"), analysis["whole"].drop(columns="id"))
+    again = collect(data("parts", **{"data.mw_tasks": ()}), progress=False)  # a part already there: nothing changes
+    assert again.equals(parts)

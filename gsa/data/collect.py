@@ -229,6 +229,8 @@ def collect(cfg: DataConfig | Config, progress: bool = True, save_every: int = 2
     world-model and actor-critic settings); explorers are trained (or resumed) first, one embodiment after
     the other. Episodes already on disk (found by their job hash in the file name) are kept, not redone;
     the manifest and ``analysis.csv`` are rewritten atomically every ``save_every`` episodes and at the end.
+    Episodes of parts the config leaves out (another embodiment or Meta-World task, e.g. the Meta-World part
+    when ``data.mw_tasks=[]`` collects the DMC part alone) stay in the manifest as they were.
     """
     full, cfg = (cfg, cfg.data) if isinstance(cfg, Config) else (None, cfg)
     root = resolve(cfg.root)
@@ -240,6 +242,10 @@ def collect(cfg: DataConfig | Config, progress: bool = True, save_every: int = 2
     todo = jobs(cfg)
     done = _existing(root, todo)
     rows, analysis = _previous_analysis(root), {}
+    kept = _outside(root, cfg)
+    for row in kept:
+        analysis[row["id"]] = rows.get(row["id"], {"id": row["id"], "hidden_task": row["task"], "hidden_return": np.nan,
+                                                   "success": np.nan, "success_any": np.nan})
     manifest: dict[Job, dict] = {}
     for job, path in done.items():
         T = int(NCRL_NAME.match(path.name)["len"])
@@ -261,9 +267,9 @@ def collect(cfg: DataConfig | Config, progress: bool = True, save_every: int = 2
             analysis[row["id"]] = row
             bar.update()
             if n % save_every == 0:
-                _save(root, todo, manifest, analysis)
+                _save(root, todo, manifest, analysis, kept)
     bar.close()
-    _save(root, todo, manifest, analysis)
+    _save(root, todo, manifest, analysis, kept)
     return read_manifest(root)
 
 
@@ -324,8 +330,20 @@ def _previous_analysis(root: Path) -> dict[str, dict]:
     return {row["id"]: row for row in pd.read_csv(path, dtype={"id": str}).to_dict("records")}
 
 
-def _save(root: Path, todo: list[Job], manifest: dict, analysis: dict) -> None:
-    rows = [manifest[job] for job in todo if job in manifest]
+def _outside(root: Path, cfg: DataConfig) -> list[dict]:
+    """The rows of ``root``'s manifest that belong to no part of ``cfg``'s dataset: DMC embodiments and
+    Meta-World tasks it does not list (collected before with another config)."""
+    if not (root / "manifest.csv").exists():
+        return []
+    manifest = read_manifest(root, check_files=False)
+    covered = (manifest["benchmark"].eq("dmc") & manifest["embodiment"].isin(cfg.dmc_embodiments)
+               | manifest["benchmark"].eq("metaworld") & manifest["task"].isin([f"mw-{n}" for n in cfg.mw_tasks]))
+    return manifest[~covered].to_dict("records")
+
+
+def _save(root: Path, todo: list[Job], manifest: dict, analysis: dict, kept: list[dict]) -> None:
+    rows = [manifest[job] for job in todo if job in manifest] + kept
+    rows.sort(key=lambda row: row["benchmark"] != "dmc")  # stable: DMC before Meta-World, as jobs() orders them
     write_manifest(root, rows)
     table = pd.DataFrame([analysis[row["id"]] for row in rows], columns=ANALYSIS_COLUMNS)
     atomic_write(root / "analysis.csv", lambda f: f.write(table.to_csv(index=False).encode()))
