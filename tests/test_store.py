@@ -1,4 +1,5 @@
 """The packed offline store and the mixed sequence sampler."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -127,8 +128,10 @@ def test_pack_resumes_and_extends(tmp_path):
     root = write_synthetic(tmp_path / "d", episodes=6, length=20)
     index = pack(root, chunk=2, progress=False)
     frames = (root / "packed" / "frames.u8").stat().st_size
-    with open(root / "packed" / "frames.u8", "ab") as f:  # an interrupted chunk: bytes past the index
+    with open(root / "packed" / "frames.u8", "ab") as f:  # an interrupted chunk: bytes past the index,
         f.write(b"\x00" * 1000)
+    stale = json.loads((root / "packed" / "index.json").read_text())  # and an index of an unfinished pack
+    (root / "packed" / "index.json").write_text(json.dumps({**stale, "manifest_sha256": None}))
     again = pack(root, progress=False)
     assert again["episodes"] == index["episodes"]
     assert (root / "packed" / "frames.u8").stat().st_size == frames
@@ -136,3 +139,31 @@ def test_pack_resumes_and_extends(tmp_path):
     ds = OfflineDataset(bigger, progress=False)
     assert len(ds) == 8 and ds.index["episodes"][:6] == index["episodes"]
     assert Path(bigger / "packed" / "frames.u8").stat().st_size == 8 * 21 * 3 * 64 * 64
+
+
+def test_a_manifest_rewritten_while_packing_leads_to_another_pack(tmp_path, monkeypatch):
+    """A collection rewrites ``manifest.csv`` every few episodes while runs open the store: the index must name
+    the manifest it packed, so the next reader packs the new episodes instead of trusting an index that lacks
+    them; and the reader that packed sees the episodes it packed, with their own manifest."""
+    import gsa.data.store as store
+
+    root = write_synthetic(tmp_path / "d", episodes=6, length=20)
+    small = (root / "manifest.csv").read_bytes()
+    write_synthetic(tmp_path / "d", episodes=8, length=20)  # the collection's next manifest: 2 more episodes
+    bigger = (root / "manifest.csv").read_bytes()
+    (root / "manifest.csv").write_bytes(small)
+    load = store.load_episode
+
+    def load_then_collect(*args, **kwargs):  # the collection writes its next manifest during the pack
+        (root / "manifest.csv").write_bytes(bigger)
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(store, "load_episode", load_then_collect)
+    first = OfflineDataset(root, progress=False)
+    monkeypatch.setattr(store, "load_episode", load)
+    assert len(first) == len(first.index["episodes"]) == 6
+    second = OfflineDataset(root, progress=False)
+    assert len(second) == len(second.index["episodes"]) == 8
+    for i, row in enumerate(second.manifest.itertuples()):
+        assert np.array_equal(second.episode(i)["observation"], load_episode(root / row.path)["observation"])
+    assert np.array_equal(first.episode(5)["observation"], second.episode(5)["observation"])

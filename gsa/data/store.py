@@ -11,13 +11,18 @@ the dataset size (the OS page cache does the caching). The ``.npz`` episodes sta
 extended when ``manifest.csv`` changes, and packing verifies every file's checksum.
 
 Packing is resumable: ``packed/index.json`` is rewritten atomically after each chunk of episodes and names
-how many frames are valid; a pack interrupted mid-chunk is truncated back to the index and continued.
+how many frames are valid; a pack interrupted mid-chunk is truncated back to the index and continued. One
+process packs at a time (``packed/lock``), and the index records the hash of the very manifest it packed, so a
+collection rewriting ``manifest.csv`` meanwhile (it does so every few episodes) leads to another pack, never
+to an index that claims episodes it lacks. Readers keep the files they opened: a re-pack writes new ones.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,13 +41,47 @@ def manifest_hash(root: str | Path) -> str:
     return hashlib.sha256((Path(root) / "manifest.csv").read_bytes()).hexdigest()
 
 
+def read_snapshot(root: Path) -> tuple[pd.DataFrame, str]:
+    """The manifest and the sha256 of the very bytes it was read from (it is replaced atomically, so a hash
+    equal before and after the read is the read one's)."""
+    while True:
+        digest = manifest_hash(root)
+        manifest = read_manifest(root)
+        if manifest_hash(root) == digest:
+            return manifest, digest
+
+
+@contextmanager
+def _locked(packed: Path):
+    try:
+        f = open(packed / "lock", "a")
+    except OSError:  # a read-only copy of a packed dataset: nobody packs it
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+        yield
+
+
 def pack(root: str | Path, chunk: int = 64, progress: bool = True) -> dict:
     """Pack (or extend the packing of) the dataset at ``root``; returns the pack index."""
-    root = Path(root)
-    manifest = read_manifest(root)
-    packed = root / "packed"
+    packed = Path(root) / "packed"
     packed.mkdir(exist_ok=True)
-    index = _read_index(packed)
+    with _locked(packed):
+        return _current(Path(root), chunk, progress)[0]
+
+
+def _current(root: Path, chunk: int = 64, progress: bool = True) -> tuple[dict, pd.DataFrame]:
+    """The pack index, packed first if the manifest changed, and the manifest it packs (under the lock)."""
+    manifest, digest = read_snapshot(root)
+    index = _read_index(root / "packed")
+    if index is None or index.get("manifest_sha256") != digest:
+        index = _pack(root, root / "packed", manifest, digest, index, chunk, progress)
+    return index, manifest
+
+
+def _pack(root: Path, packed: Path, manifest: pd.DataFrame, digest: str, index: dict | None, chunk: int,
+          progress: bool) -> dict:
     has_state = _all_have_state(root, manifest)
     action_size = int(manifest["action_size"].max())  # padded sizes: the largest in the dataset
     state_size = max(EMBODIMENTS[e].state_size for e in manifest["embodiment"]) if has_state else 0
@@ -67,7 +106,7 @@ def pack(root: str | Path, chunk: int = 64, progress: bool = True) -> dict:
     finally:
         for f in files.values():
             f.close()
-    index["manifest_sha256"] = manifest_hash(root)
+    index["manifest_sha256"] = digest
     _write_index(packed, index)
     return index
 
@@ -142,17 +181,16 @@ class OfflineDataset:
 
     def __init__(self, root: str | Path, progress: bool = True):
         self.root = Path(root)
-        manifest = read_manifest(self.root)
         packed = self.root / "packed"
-        index = _read_index(packed)
-        if index is None or index.get("manifest_sha256") != manifest_hash(self.root):
-            index = pack(self.root, progress=progress)
+        packed.mkdir(exist_ok=True)
+        with _locked(packed):  # the files opened are the ones the index describes
+            index, manifest = _current(self.root, progress=progress)
+            self._fds = {name: os.open(packed / name, os.O_RDONLY) for name in ("frames.u8", "actions.f32", "state.f32")}
         self.index = index
         self.manifest_sha256 = index["manifest_sha256"]
         self.frame_shape = tuple(index["frame_shape"])
         self.action_size = index["action_size"]
         self.state_size = index["state_size"]
-        self._fds = {name: os.open(packed / name, os.O_RDONLY) for name in ("frames.u8", "actions.f32", "state.f32")}
         self._full_manifest = manifest.reset_index(drop=True)
         self._select(np.arange(len(manifest)))
 
