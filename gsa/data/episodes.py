@@ -108,13 +108,19 @@ def write_manifest(root: str | Path, rows: list[dict] | pd.DataFrame) -> Path:
     return target
 
 
-def read_manifest(root: str | Path, check_files: bool = True) -> pd.DataFrame:
-    """The manifest of a dataset directory; with ``check_files``, every listed file must exist."""
-    root = Path(root)
-    target = root / "manifest.csv"
+def manifest_path(root: str | Path) -> Path:
+    """``<root>/manifest.csv``, which must exist."""
+    target = Path(root) / "manifest.csv"
     if not target.exists():
         raise FileNotFoundError(f"no manifest.csv in {root}: write one, or import an NCRL layout "
                                 "with gsa.data.import_ncrl")
+    return target
+
+
+def read_manifest(root: str | Path, check_files: bool = True) -> pd.DataFrame:
+    """The manifest of a dataset directory; with ``check_files``, every listed file must exist."""
+    root = Path(root)
+    target = manifest_path(root)
     frame = pd.read_csv(target, dtype={"id": str, "path": str, "task": str, "sha256": str})
     missing_columns = set(MANIFEST_COLUMNS) - set(frame.columns)
     if missing_columns:

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from gsa.data.episodes import EpisodeError, atomic_write, load_episode, read_manifest
+from gsa.data.episodes import EpisodeError, atomic_write, load_episode, manifest_path, read_manifest
 from gsa.envs.registry import EMBODIMENTS
 
 EMBODIMENT_IDS = {name: i for i, name in enumerate(EMBODIMENTS)}  # embodiment → integer id in batches
@@ -38,7 +38,7 @@ PACK_VERSION = 1
 
 def manifest_hash(root: str | Path) -> str:
     """sha256 of ``manifest.csv`` — identifies a dataset's content (episodes and their checksums)."""
-    return hashlib.sha256((Path(root) / "manifest.csv").read_bytes()).hexdigest()
+    return hashlib.sha256(manifest_path(root).read_bytes()).hexdigest()
 
 
 def read_snapshot(root: Path) -> tuple[pd.DataFrame, str]:
@@ -54,8 +54,9 @@ def read_snapshot(root: Path) -> tuple[pd.DataFrame, str]:
 @contextmanager
 def _locked(packed: Path):
     try:
+        packed.mkdir(exist_ok=True)
         f = open(packed / "lock", "a")
-    except OSError:  # a read-only copy of a packed dataset: nobody packs it
+    except OSError:  # a read-only copy of a packed dataset (nobody packs it), or no dataset (said when read)
         yield
         return
     with f:
@@ -65,9 +66,7 @@ def _locked(packed: Path):
 
 def pack(root: str | Path, chunk: int = 64, progress: bool = True) -> dict:
     """Pack (or extend the packing of) the dataset at ``root``; returns the pack index."""
-    packed = Path(root) / "packed"
-    packed.mkdir(exist_ok=True)
-    with _locked(packed):
+    with _locked(Path(root) / "packed"):
         return _current(Path(root), chunk, progress)[0]
 
 
@@ -182,7 +181,6 @@ class OfflineDataset:
     def __init__(self, root: str | Path, progress: bool = True):
         self.root = Path(root)
         packed = self.root / "packed"
-        packed.mkdir(exist_ok=True)
         with _locked(packed):  # the files opened are the ones the index describes
             index, manifest = _current(self.root, progress=progress)
             self._fds = {name: os.open(packed / name, os.O_RDONLY) for name in ("frames.u8", "actions.f32", "state.f32")}
