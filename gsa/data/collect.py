@@ -241,18 +241,14 @@ def collect(cfg: DataConfig | Config, progress: bool = True, save_every: int = 2
         train_explorers(full, root, progress)
     todo = jobs(cfg)
     done = _existing(root, todo)
-    rows, analysis = _previous_analysis(root), {}
+    previous = _previous_analysis(root)
     kept = _outside(root, cfg)
-    for row in kept:
-        analysis[row["id"]] = rows.get(row["id"], {"id": row["id"], "hidden_task": row["task"], "hidden_return": np.nan,
-                                                   "success": np.nan, "success_any": np.nan})
+    analysis = {row["id"]: _analysis_row(previous, row["id"], row["task"]) for row in kept}
     manifest: dict[Job, dict] = {}
     for job, path in done.items():
         T = int(NCRL_NAME.match(path.name)["len"])
         manifest[job] = _row(job, path.relative_to(root), T, sha256(path))
-        analysis[path.stem] = rows.get(path.stem, {"id": path.stem, "hidden_task": job.task,
-                                                    "hidden_return": np.nan, "success": np.nan,
-                                                    "success_any": np.nan})
+        analysis[path.stem] = _analysis_row(previous, path.stem, job.task)
     pending = [job for job in todo if job not in done]
     bar = tqdm(total=len(todo), initial=len(done), desc=f"collecting {root.name}", disable=not progress)
     context = multiprocessing.get_context("spawn")
@@ -328,6 +324,12 @@ def _previous_analysis(root: Path) -> dict[str, dict]:
     if not path.exists():
         return {}
     return {row["id"]: row for row in pd.read_csv(path, dtype={"id": str}).to_dict("records")}
+
+
+def _analysis_row(previous: dict[str, dict], episode_id: str, task: str) -> dict:
+    """An episode's row of ``analysis.csv`` as it was written before, or unknowns if it was not."""
+    return previous.get(episode_id, {"id": episode_id, "hidden_task": task, "hidden_return": np.nan, "success": np.nan,
+                                     "success_any": np.nan})
 
 
 def _outside(root: Path, cfg: DataConfig) -> list[dict]:

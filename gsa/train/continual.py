@@ -44,7 +44,7 @@ from gsa.train import checkpoint
 from gsa.train.finetune import (check_same_retrieval, make_guidance, resume_ignores, retrieve, run_paths, saved_prior,
                                 train_prior)
 from gsa.train.online import eval_env, evaluate, is_done, online, score
-from gsa.train.pretrain import default_out, load_world_model, pretrain, pretrained_steps, to_torch
+from gsa.train.pretrain import default_out, load_world_model, pretrain, to_torch
 
 CONTINUAL_METHODS = ("gsa", "packnet")
 EMBODIMENT = "quadruped"
@@ -53,10 +53,8 @@ EMBODIMENT = "quadruped"
 def chain_world_model(cfg: Config, dataset_root=None, progress: bool = True) -> Path:
     """The quadruped-only world model (pre-trained, or resumed, on the quadruped's offline data)."""
     path = default_out(cfg, EMBODIMENT) / "checkpoint.pt"
-    if path.exists():
-        done, asked = pretrained_steps(checkpoint.load(path, kind="pretrain"))
-        if done >= asked:
-            return path
+    if path.exists() and checkpoint.load(path, kind="pretrain")["step"] >= cfg.pretrain.steps:  # steps asked now
+        return path
     return pretrain(cfg, dataset_root, path.parent, progress, benchmark=EMBODIMENT)
 
 

@@ -211,7 +211,7 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     # -- world model, retrieved data, prior (Alg. 1 lines 1–3); baselines with offline data use GSA's -------
     world, needs = method in METHODS, prerequisites(cfg, task, method)
     wm, wm_benchmark = None, "all"
-    wm_path = Path(world_model or needs.get("world model", world_model_path(cfg, spec.benchmark)))
+    wm_path = Path(world_model or world_model_path(cfg, spec.benchmark))
     if world and not f.pretrained and f.train_parts != "all":
         raise ValueError(f"finetune.train_parts={f.train_parts!r} freezes parts of a pre-trained world model: set pretrained")
     if "world model" in needs:
