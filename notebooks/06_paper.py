@@ -82,7 +82,6 @@ panels = [("all tasks", lambda t: True), ("DMControl", lambda t: benchmark_of(t)
           ("Meta-World", lambda t: benchmark_of(t) == "metaworld")]
 colors = plots.palette(methods)
 fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2))
-drawn = 0
 for ax, (title, keep) in zip(axes, panels):
     part = finished[[keep(t) for t in finished.task]] if len(finished) else finished
     tasks = sorted(set(part.task) & set(plan.tasks))
@@ -90,7 +89,6 @@ for ax, (title, keep) in zip(axes, panels):
     if complete:
         curve = analysis.aggregate_curve(part[part.task.isin(tasks)], complete, reps=bootstrap_reps // 5)
         plots.aggregate_curves(ax, curve, colors=colors)
-        drawn += 1
         ax.legend(fontsize=7)
     else:
         ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes)
