@@ -15,12 +15,25 @@ from gsa.train.pretrain import pretrain
     (["pretrain", "-o", "data.root=/nonexistent/gsa"], "no manifest.csv in /nonexistent/gsa"),
     (["finetune", "--task", "mw-reach", "--world-model", "/nonexistent/wm.pt"], "no checkpoint at /nonexistent/wm.pt"),
 ])
-def test_bad_input_prints_one_line_and_exits_2(argv, message, capsys):
+def test_bad_input_prints_one_line_and_exits_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("GSA_RESULTS_DIR", str(tmp_path))  # whatever runs the checkout's results/ holds
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.startswith("gsa: error: ") and message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_missing_world_model_asked_for_is_an_error_even_when_the_run_is_done(tmp_path, monkeypatch, capsys):
+    """``--world-model`` names a file that does not exist: the same one-line error whether or not the run it
+    would resume has finished (a finished run used to return before the path was looked at)."""
+    monkeypatch.setenv("GSA_RESULTS_DIR", str(tmp_path))
+    run = tmp_path / "runs" / "smoke" / "gsa" / "mw-reach" / "seed0"
+    run.mkdir(parents=True)
+    (run / "done.json").write_text('{"frames": 1000000}')
+    with pytest.raises(SystemExit) as exit_:
+        main(["finetune", "--task", "mw-reach", "--world-model", "/nonexistent/wm.pt"])
+    assert exit_.value.code == 2 and "no checkpoint at /nonexistent/wm.pt" in capsys.readouterr().err
 
 
 def test_debug_shows_the_exception():
