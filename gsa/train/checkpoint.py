@@ -29,11 +29,17 @@ def save(path: str | Path, **state) -> Path:
     return Path(path)
 
 
-def load(path: str | Path, kind: str | None = None, map_location="cpu") -> dict:
-    """Read a checkpoint; a missing file, another format or the wrong kind raise a clear error."""
+def require(path: str | Path, kind: str | None = None) -> Path:
+    """``path`` if it exists; else a clear error (for a world model: how to make one)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}" + (" — run `gsa pretrain` first" if kind == "pretrain" else ""))
+    return path
+
+
+def load(path: str | Path, kind: str | None = None, map_location="cpu") -> dict:
+    """Read a checkpoint; a missing file, another format or the wrong kind raise a clear error."""
+    path = require(path, kind)
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as error:  # torch raises several types for truncated files

@@ -199,8 +199,8 @@ def finetune(cfg: Config, task: str, method: str = "gsa", world_model: str | Pat
     f = cfg.finetune
     spec = get_spec(task)
     run, ckpt_path = run_paths(cfg, task, label or method, experiment)
-    if world_model is not None and not Path(world_model).exists():  # asked for explicitly: wrong even if the run is done
-        raise FileNotFoundError(f"no checkpoint at {world_model}")
+    if world_model is not None:  # asked for explicitly: an error even if the run is done
+        checkpoint.require(world_model, kind="pretrain")
     if is_done(run, f.frames):
         return run
     saved = checkpoint.load(ckpt_path, kind="finetune") if ckpt_path.exists() else None
