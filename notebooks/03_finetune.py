@@ -40,6 +40,7 @@ methods = None           # None: the study's methods (gsa | p+er | p | dreamerv3
 experiment = None        # results/runs/<experiment>/ (default: the preset name)
 workers = None           # parallel runs (default: one per core)
 run = True               # False: only read the results on disk (nothing is trained)
+unfinished = False       # True: the learning curves also show runs still training (to watch a study)
 bootstrap_reps = 20_000  # rliable's stratified-bootstrap resamples for the 95% CIs
 
 # %%
@@ -56,7 +57,7 @@ from gsa.data.card import markdown
 from gsa.diagnostics import still_curve, still_return
 from gsa.envs import get_spec
 from gsa.experiments.studies import study, study_runs
-from gsa.experiments.sweep import read_status, sweep, tidy
+from gsa.experiments.sweep import read_status, results_table, sweep, tidy
 from gsa.paths import results_dir
 from gsa.train.online import score
 
@@ -101,11 +102,13 @@ finished_runs
 
 # %% [markdown]
 # ## Learning curves per task
-# Normalised score: Meta-World success × 100, DMC return / 10; mean and 95% CI over seeds (runs still
-# in progress contribute the evaluations they have).
+# Normalised score: Meta-World success × 100, DMC return / 10; mean and 95% CI over seeds. Finished runs only,
+# so the figures are the same wherever the committed results are; `unfinished=True` adds the evaluations of runs
+# still training (their figures then depend on the machine that draws them).
 
 # %%
-results = pd.read_csv(tidy(experiment))  # results/<experiment>.csv: method, task, seed, frame, return, success, success_any, score
+path = tidy(experiment)  # results/<experiment>.csv, finished runs: method, task, seed, frame, return, success, success_any, score
+results = results_table(experiment, finished_only=False) if unfinished else pd.read_csv(path)
 results = results[results.task.isin(tasks) & results.method.isin(methods)]
 fig = plots.learning_curves(results)
 plots.save(fig, f"finetune_{experiment}", preset)
@@ -259,8 +262,9 @@ if same_rows:
 # of agent steps the BC prior acted, over training (warm-up episodes are all prior).
 
 # %%
+shown = [r for r in runs if unfinished or r.done()]  # as the learning curves: finished runs unless `unfinished`
 rows = []
-for r in runs:
+for r in shown:
     path = r.paths()[0] / "retrieval.json"
     if path.exists() and (info := json.loads(path.read_text())):
         rows.append({"task": r.task, "method": r.label, "seed": r.seed, **info})
@@ -271,7 +275,7 @@ if len(retrieval):
 
 # %%
 logs = []
-for r in runs:
+for r in shown:
     path = r.paths()[0] / "train.csv"
     if r.method == "gsa" and path.exists():
         log = pd.read_csv(path)

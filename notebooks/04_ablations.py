@@ -108,7 +108,7 @@ print("components not run:", missing or "none")
 rows = []
 for file in sorted(runs_dir.glob("*/*/seed*/retrieval.json")) if runs_dir.exists() else []:
     info = json.loads(file.read_text())
-    if info:
+    if info and (file.parent / "done.json").exists():  # finished runs, as everywhere
         rows.append({"task": file.parent.parent.name, "label": file.parent.parent.parent.name, "k": info["k"],
                      "precision@k": info["precision_at_k"], "embodiment precision": info["embodiment_precision"]})
 precision = pd.DataFrame(rows, columns=["task", "label", "k", "precision@k", "embodiment precision"])

@@ -234,7 +234,7 @@ else:
 rows = []
 for r in study_runs(preset, experiment):
     file = r.paths()[0] / "retrieval.json"
-    if file.exists() and (info := json.loads(file.read_text())):
+    if r.done() and file.exists() and (info := json.loads(file.read_text())):  # finished runs, as everywhere
         rows.append({"task": r.task, "k": info["k"], "precision": info["precision_at_k"],
                      "embodiment precision": info["embodiment_precision"]})
 ours = pd.DataFrame(rows, columns=["task", "k", "precision", "embodiment precision"])

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gsa.experiments.sweep import expand, read_prerequisites, read_status, remaining_hours, sweep
+from gsa.experiments.sweep import expand, read_prerequisites, read_status, remaining_hours, results_table, sweep, tidy
 
 TINY = {"world_model.obs": "state", "finetune.frames": 600, "finetune.warmup_frames": 200,
         "finetune.eval_every": 600, "finetune.eval_episodes": 1, "finetune.batch_size": 4, "finetune.seq_len": 16,
@@ -73,6 +73,26 @@ def test_status_says_which_inputs_the_unfinished_runs_wait_for(root):
     checkpoint.save(wm, kind="pretrain", step=cfg.pretrain.steps, config=to_dict(cfg))
     pd.DataFrame({"benchmark": ["dmc", "metaworld", "metaworld"]}).to_csv(root / "data/smoke/manifest.csv", index=False)
     assert states()["world model"]["state"] == "ready" and states()["dataset"]["state"] == "ready (2 metaworld episodes)"
+
+
+def test_the_tidy_table_holds_finished_runs_only_so_a_clone_of_the_results_draws_the_same(root):
+    """Runs still training have an ``eval.csv`` but no ``done.json``; committed results hold only finished runs,
+    so ``results/<experiment>.csv`` (and every figure drawn from it) leaves them out unless asked."""
+    for seed, done in ((0, True), (1, False)):
+        run = root / "results/runs/ex/gsa/mw-reach" / f"seed{seed}"
+        run.mkdir(parents=True)
+        pd.DataFrame({"frame": [300, 600][:2 - seed], "episode_return": [1.0, 2.0][:2 - seed],
+                      "success": [0.0, 1.0][:2 - seed]}).to_csv(run / "eval.csv", index=False)
+        if done:
+            (run / "done.json").write_text(json.dumps({"frames": 600}))
+    table = pd.read_csv(tidy("ex"))
+    assert table[["seed", "frame"]].values.tolist() == [[0, 300], [0, 600]]
+    assert table["score"].tolist() == [0.0, 100.0]
+    watched = results_table("ex", finished_only=False)
+    assert watched[["seed", "frame"]].values.tolist() == [[0, 300], [0, 600], [1, 300]]
+    (root / "results/runs/ex/gsa/mw-reach/seed0/done.json").unlink()
+    with pytest.raises(FileNotFoundError, match="finished run"):
+        tidy("ex")
 
 
 def test_runs_finish_failures_are_reported_and_finished_runs_are_skipped(root, capsys):

@@ -3,7 +3,7 @@
     runs = expand("cpu", preset="cpu", methods=["gsa", "dreamerv3"], tasks=["dmc-walker-walk"], seeds=[0, 1, 2],
                   variants={"": {}, "k250": {"finetune.retrieval_k": 250}})
     summary = sweep(runs, workers=2)          # or gsa sweep --preset cpu --methods gsa dreamerv3 ...
-    table = tidy("cpu")                       # results/cpu.csv: method, task, seed, frame, return, success, success_any, score
+    path = tidy("cpu")                        # results/cpu.csv (finished runs): method, task, seed, frame, return, success, ...
 
 - A run is one ``finetune`` call in a worker process (``python -m gsa.experiments.worker``), with
   ``OMP_NUM_THREADS`` = cores / workers; a worker executes runs one after the other, so what
@@ -290,16 +290,23 @@ def _submitit(todo: list[Run], executor: str, slurm: dict) -> dict[str, str]:
 
 
 def tidy(experiment: str) -> Path:
-    """Write ``results/<experiment>.csv`` (method, task, seed, frame, return, success, success_any, score) from
-    every ``eval.csv`` of the experiment: what figures are made from, without checkpoints. ``success_any``
-    (Meta-World's success at any step, a diagnostic) is empty for runs that predate it."""
-    table = load_results(experiment).rename(columns={"episode_return": "return"})
-    table["score"] = [score(t, r, s) for t, r, s in zip(table["task"], table["return"], table["success"])]
-    columns = ["method", "task", "seed", "frame", "return", "success", "success_any", "score"]
-    table = table.reindex(columns=columns).sort_values(columns[:4]).reset_index(drop=True)  # success_any: NaN if absent
+    """Write ``results/<experiment>.csv`` (:func:`results_table` of the finished runs): what figures are made
+    from, without checkpoints. Runs still training are left out, so the file is the same on the machine that
+    ran the study and in a clone of its committed results."""
+    table = results_table(experiment)
     path = results_dir() / f"{experiment}.csv"
     atomic_write(path, lambda out: out.write(table.to_csv(index=False).encode()))
     return path
+
+
+def results_table(experiment: str, finished_only: bool = True) -> pd.DataFrame:
+    """One row per evaluation (method, task, seed, frame, return, success, success_any, score) from the
+    experiment's ``eval.csv`` files; ``finished_only=False`` adds the runs still training (to watch a study).
+    ``success_any`` (Meta-World's success at any step, a diagnostic) is empty for runs that predate it."""
+    table = load_results(experiment, finished_only).rename(columns={"episode_return": "return"})
+    table["score"] = [score(t, r, s) for t, r, s in zip(table["task"], table["return"], table["success"])]
+    columns = ["method", "task", "seed", "frame", "return", "success", "success_any", "score"]
+    return table.reindex(columns=columns).sort_values(columns[:4]).reset_index(drop=True)  # success_any: NaN if absent
 
 
 def read_status(runs: list[Run]) -> pd.DataFrame:

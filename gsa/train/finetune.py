@@ -279,17 +279,21 @@ def resume_ignores(method: str) -> set[str]:
     return {"data", "drqv2", "rlpd", "diffusion", "r3m", "continual"} - set(AGENT_SECTIONS.get(method, ()))
 
 
-def load_results(experiment: str) -> "pd.DataFrame":
-    """Every ``eval.csv`` of an experiment as one tidy table (method, task, seed, frame, return, score...)."""
+def load_results(experiment: str, finished_only: bool = False) -> "pd.DataFrame":
+    """Every ``eval.csv`` of an experiment as one tidy table (method, task, seed, frame, return, score...);
+    ``finished_only``: only the runs with a ``done.json`` (what a clone of the committed results has too)."""
     import pandas as pd
 
     frames = []
     for path in sorted((results_dir() / "runs" / experiment).glob("*/*/seed*/eval.csv")):
         seed_dir = path.parent
+        if finished_only and not (seed_dir / "done.json").exists():
+            continue
         table = pd.read_csv(path)
         if len(table):
             frames.append(table.assign(method=seed_dir.parent.parent.name, task=seed_dir.parent.name,
                                        seed=int(seed_dir.name.removeprefix("seed"))))
     if not frames:
-        raise FileNotFoundError(f"no eval.csv under {results_dir() / 'runs' / experiment}")
+        finished = " of a finished run" if finished_only else ""
+        raise FileNotFoundError(f"no eval.csv{finished} under {results_dir() / 'runs' / experiment}")
     return pd.concat(frames, ignore_index=True)
