@@ -135,9 +135,12 @@ def _sweep(args) -> None:
             with pd.option_context("display.width", 250, "display.max_colwidth", 80):
                 print(needs.to_string(index=False))
         return
-    status = sweep(runs, workers=args.workers, executor=args.executor)
-    failed = {name: s for name, s in status.items() if s != "done"}
-    print(f"{len(status) - len(failed)} of {len(status)} runs done" + "".join(f"\n  {n}: {s}" for n, s in failed.items()))
+    status = sweep(runs, workers=args.workers, executor=args.executor, leave_locked=args.leave_locked)
+    failed = {name: s for name, s in status.items() if s.startswith("error")}
+    elsewhere = sum(s == "elsewhere" for s in status.values())
+    print(f"{sum(s == 'done' for s in status.values())} of {len(status)} runs done"
+          + (f", {elsewhere} left to the process that holds them" if elsewhere else "")
+          + "".join(f"\n  {n}: {s}" for n, s in failed.items()))
     if failed:
         raise SystemExit(1)
 
@@ -221,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
                    "from finished runs), run nothing")
     p.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
     p.add_argument("--executor", default="local", choices=["local", "slurm", "submitit-local"])
+    p.add_argument("--leave-locked", action="store_true", help="leave runs another process holds to it and end "
+                   "when nothing else is left (several runners on one machine, e.g. one per core with taskset)")
     p.set_defaults(func=_sweep)
     p = sub.add_parser("diagnose", help="reward-head and world-model fit of finished runs, their policies played "
                        "alone (diagnostics.json)")

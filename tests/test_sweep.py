@@ -164,6 +164,26 @@ def test_kill_9_of_a_worker_and_of_the_runner_loses_nothing_and_runs_nothing_twi
         assert pd.read_csv(run.paths()[0] / "train.csv")["frame"].tolist() == [200, 400, 600]
 
 
+def test_a_runner_that_leaves_locked_runs_ends_instead_of_waiting_for_another_runner(root, capsys):
+    import fcntl
+
+    from gsa.cli import main
+
+    runs = expand("share", "smoke", ["dreamerv3"], [TASK], [0], overrides=TINY)
+    lock_path = runs[0].paths()[1].parent / "lock"
+    lock_path.parent.mkdir(parents=True)
+    with open(lock_path, "w") as lock:  # another runner's worker holds the run
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        start = time.perf_counter()
+        assert sweep(runs, workers=1, progress=False, poll=0.1, leave_locked=True) == {runs[0].name: "elsewhere"}
+        main(["sweep", "--preset", "smoke", "--experiment", "share", "--methods", "dreamerv3", "--tasks", TASK,
+              "--seeds", "0", "--workers", "1", "--leave-locked", *[a for k, v in TINY.items() for a in ("-o", f"{k}={v}")]])
+        assert time.perf_counter() - start < 30 and not runs[0].done() and events(runs[0]) == []  # nothing ran
+    assert "0 of 1 runs done, 1 left to the process that holds them" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="local executor"):
+        sweep(runs, executor="slurm", leave_locked=True)
+
+
 def test_submitit_local_executor(root):
     pytest.importorskip("submitit")
     runs = expand("sub", "smoke", ["dreamerv3"], [TASK], [0], overrides=TINY)

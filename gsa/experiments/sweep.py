@@ -11,7 +11,9 @@
   from their checkpoint, so calling ``sweep`` again after any interruption continues where it stopped.
 - Nothing runs twice: a worker holds an exclusive lock on its run (``checkpoints/runs/.../lock``) for as long
   as it lives. If the runner is killed (even ``kill -9``) its workers go on as orphans; a new runner finds
-  their locks taken, waits for them and skips what they finished. A worker killed by a signal is resumed
+  their locks taken, waits for them and skips what they finished (``leave_locked=True``: leaves them to their
+  process and ends when nothing else is left, for several runners sharing a machine, e.g. one per core with
+  ``taskset``). A worker killed by a signal is resumed
   (``retries`` times); a run that raises is reported with its error and the others go on.
 - ``executor="slurm"`` submits the pending runs through ``submitit`` (``pip install gsa[cluster]``) as one
   job array, with the same worker function and the same locks; ``"submitit-local"`` runs them through
@@ -124,13 +126,17 @@ def _diagnose(run: Run, path: Path) -> None:
 
 
 def sweep(runs: list[Run], workers: int | None = None, retries: int = 2, executor: str = "local",
-          progress: bool = True, poll: float = 1.0, slurm: dict | None = None) -> dict[str, str]:
-    """Execute the runs that are not finished; returns {run name: "done" | "error: ..."} and writes the tidy
-    table of every experiment involved (:func:`tidy`)."""
+          progress: bool = True, poll: float = 1.0, slurm: dict | None = None,
+          leave_locked: bool = False) -> dict[str, str]:
+    """Execute the runs that are not finished; returns {run name: "done" | "error: ..." | "elsewhere"} and
+    writes the tidy table of every experiment involved (:func:`tidy`). "elsewhere" (``leave_locked``, local
+    executor only): another process held the run's lock, so this runner left it to that process."""
+    if leave_locked and executor != "local":
+        raise ValueError("leave_locked is for the local executor (a SLURM array's runs wait for their locks)")
     todo = [r for r in runs if not r.done()]
     status = {r.name: "done" for r in runs if r not in todo}
     if executor == "local":
-        status.update(_local(todo, workers or usable_cores(), retries, progress, poll, len(runs)))
+        status.update(_local(todo, workers or usable_cores(), retries, progress, poll, len(runs), leave_locked))
     elif executor in ("slurm", "submitit-local"):
         status.update(_submitit(todo, executor, slurm or {}))
     else:
@@ -143,10 +149,12 @@ def sweep(runs: list[Run], workers: int | None = None, retries: int = 2, executo
     return status
 
 
-def _local(todo: list[Run], workers: int, retries: int, progress: bool, poll: float, total: int) -> dict[str, str]:
+def _local(todo: list[Run], workers: int, retries: int, progress: bool, poll: float, total: int,
+           leave_locked: bool = False) -> dict[str, str]:
     """Up to ``workers`` worker processes (``gsa.experiments.worker``), each fed one run at a time, so a
     worker's compiled update serves all of its runs. A run whose lock another process holds (an orphan of a
-    killed runner) is not started: it waits in the queue until it is done or its lock is free."""
+    killed runner, or another runner's) is not started: it waits in the queue until it is done or its lock is
+    free, or with ``leave_locked`` leaves the queue as "elsewhere"."""
     queue, pool, status, attempts = list(todo), [], {}, {}
     threads = max(1, usable_cores() // workers)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -170,6 +178,9 @@ def _local(todo: list[Run], workers: int, retries: int, progress: bool, poll: fl
                 if run.done():  # the orphan finished it
                     queue.remove(run)
                     finish(run, "done")
+                elif leave_locked:
+                    queue.remove(run)
+                    finish(run, "elsewhere")
             free = [r for r in queue if not _locked(r)]
             while free and len(pool) < workers:
                 pool.append(_Worker(env, logs / "workers.log"))
