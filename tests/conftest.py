@@ -30,3 +30,24 @@ def smoke_data(tmp_path_factory):
     cfg = preset("smoke", overrides)
     collect(cfg.data, progress=False)
     return cfg
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_orphan_workers():
+    """Stop sweep workers this test process started and left behind. By design a worker finishes its run after
+    its runner dies (``gsa.experiments.worker``); inside a test the runner "dies" only by an exception (e.g. a
+    pytest-timeout), and its worker would go on running a smoke run in a deleted tmp dir after the session."""
+    yield
+    import os
+    import signal
+    from pathlib import Path
+
+    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+    if not children.exists():  # not Linux: nothing to look at
+        return
+    for pid in children.read_text().split():
+        try:
+            if b"gsa.experiments.worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(int(pid), signal.SIGTERM)
+        except (FileNotFoundError, ProcessLookupError):  # it ended on its own meanwhile
+            pass
