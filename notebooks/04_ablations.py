@@ -46,6 +46,7 @@ import pandas as pd
 
 from gsa import analysis, plots
 from gsa.config import preset as get_preset
+from gsa.envs import get_spec
 from gsa.experiments.sweep import tidy
 from gsa.paths import results_dir
 
@@ -66,7 +67,7 @@ colors = plots.palette(labels + ["dreamerv3", "p", "p+er", "gsa"])
 # %% [markdown]
 # ## Fig. 6 · Components
 # Final normalised score per task (mean over seeds, dots = seeds), and the IQM with 95% CIs over the tasks
-# every component has.
+# every component has, over both benchmarks and per benchmark (column `benchmark`: all, dmc, metaworld).
 
 # %%
 components = ["dreamerv3", "p", "p+er", "gsa"]
@@ -87,10 +88,13 @@ if present:
     ax.set_title(f"components, {preset} preset at {budget // 1000}k frames")
     plots.save(fig, "ablation_components", preset)
     common = set.intersection(*(set(final[final.method == m].task) for m in present))
-    if common:  # rliable over the tasks every present component has
-        agg = analysis.aggregates(final, present, reps=bootstrap_reps)
+    if common:  # rliable over the tasks every present component has: all of them, then per benchmark
+        benchmark = final.task.map(lambda t: get_spec(t).benchmark)
+        parts = {"all": final} | {b: final[benchmark == b] for b in sorted(set(benchmark[final.task.isin(common)]))}
+        agg = pd.concat([analysis.aggregates(part, present, reps=bootstrap_reps).assign(benchmark=name)
+                         for name, part in parts.items()], ignore_index=True)
         agg.to_csv(tables / "ablation_components.csv", index=False)
-        display(agg[agg.metric.isin(["IQM", "mean", "optimality gap"])].round(1))
+        display(agg[agg.metric.isin(["IQM", "mean"])].set_index(["benchmark", "metric", "method"]).round(1))
     else:
         (tables / "ablation_components.csv").unlink(missing_ok=True)
         print("no task has finished runs of every component yet: no aggregate")

@@ -219,7 +219,8 @@ def test_ablation_notebook_shows_the_components_and_empty_slots(tmp_path, monkey
     output = run_notebook("04_ablations", "smoke", bootstrap_reps=400)
     assert (tmp_path / "figures" / "smoke" / "ablation_components.png").exists()
     tables = tmp_path / "results" / "tables" / "smoke"
-    assert set(pd.read_csv(tables / "ablation_components.csv").method) == {"dreamerv3", "p", "p+er", "gsa"}
+    components = pd.read_csv(tables / "ablation_components.csv")
+    assert set(components.method) == {"dreamerv3", "p", "p+er", "gsa"} and set(components.benchmark) == {"all", "dmc", "metaworld"}
     assert (pd.read_csv(tables / "ablation_fig7.csv", index_col=0)["p+er.ots"] == "not run").all()
     assert pd.read_csv(tables / "retrieval_precision_at_k.csv")["embodiment precision"].eq(1.0).all()
     text = "\n".join(str(o.get("data", {}).get("text/plain", o.get("text", "")))
