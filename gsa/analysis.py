@@ -3,6 +3,7 @@
     results = pd.read_csv("results/cpu.csv")          # method, task, seed, frame, episode_return, success, score
     final = final_scores(results)                      # the last evaluation of every run
     table = aggregates(final, ["gsa", "dreamerv3"])    # IQM / mean / median / optimality gap, 95% CIs
+    by_benchmark = aggregates_by_benchmark(final, ["gsa", "dreamerv3"])  # the same per benchmark
     curve = aggregate_curve(results, ["gsa", "dreamerv3"])  # IQM over frames, 95% CIs
 
 Scores are the normalised scores of the results (Meta-World success × 100, DMC return / 10); rliable sees
@@ -20,6 +21,8 @@ import numpy as np
 import pandas as pd
 from rliable import library as rly
 from rliable import metrics
+
+from gsa.envs import get_spec
 
 MIN_RUNS = 2  # seeds common to every task below which a stratified-bootstrap CI is a point (one run per task)
 
@@ -80,6 +83,14 @@ def aggregates(final: pd.DataFrame, methods: list[str], reps: int = 20_000, seed
                          "low": 100 * interval[method][0, i], "high": 100 * interval[method][1, i],
                          "runs": scores[method].shape[0], "tasks": scores[method].shape[1]})
     return pd.DataFrame(rows)
+
+
+def aggregates_by_benchmark(final: pd.DataFrame, methods: list[str], reps: int = 20_000, seed: int = 0) -> pd.DataFrame:
+    """:func:`aggregates` per benchmark of ``final``'s tasks, one after the other (column ``benchmark``: dmc,
+    metaworld); the paper's Fig. 3 reports the two apart."""
+    benchmark = final["task"].map(lambda t: get_spec(t).benchmark)
+    return pd.concat([aggregates(final[benchmark == b], methods, reps, seed).assign(benchmark=b)
+                      for b in sorted(set(benchmark))], ignore_index=True)
 
 
 def claim_verdict(table: pd.DataFrame, x: str = "gsa", y: str = "dreamerv3", ratio: float = 1.3,

@@ -192,9 +192,7 @@ else:
 
 # %%
 if len(compared):
-    benchmark = final.task.map(lambda t: get_spec(t).benchmark)
-    by_benchmark = pd.concat([analysis.aggregates(final[benchmark == b], compared, reps=bootstrap_reps).assign(benchmark=b)
-                              for b in sorted(set(benchmark))], ignore_index=True)
+    by_benchmark = analysis.aggregates_by_benchmark(final, compared, reps=bootstrap_reps)
     by_benchmark.to_csv(tables / "aggregates_by_benchmark.csv", index=False)
     display(by_benchmark[by_benchmark.metric.isin(["IQM", "mean"])].set_index(["benchmark", "metric", "method"]).round(1))
 

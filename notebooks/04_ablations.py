@@ -46,7 +46,6 @@ import pandas as pd
 
 from gsa import analysis, plots
 from gsa.config import preset as get_preset
-from gsa.envs import get_spec
 from gsa.experiments.sweep import tidy
 from gsa.paths import results_dir
 
@@ -89,10 +88,9 @@ if present:
     plots.save(fig, "ablation_components", preset)
     common = set.intersection(*(set(final[final.method == m].task) for m in present))
     if common:  # rliable over the tasks every present component has: all of them, then per benchmark
-        benchmark = final.task.map(lambda t: get_spec(t).benchmark)
-        parts = {"all": final} | {b: final[benchmark == b] for b in sorted(set(benchmark[final.task.isin(common)]))}
-        agg = pd.concat([analysis.aggregates(part, present, reps=bootstrap_reps).assign(benchmark=name)
-                         for name, part in parts.items()], ignore_index=True)
+        shared = final[final.task.isin(common)]
+        agg = pd.concat([analysis.aggregates(shared, present, reps=bootstrap_reps).assign(benchmark="all"),
+                         analysis.aggregates_by_benchmark(shared, present, reps=bootstrap_reps)], ignore_index=True)
         agg.to_csv(tables / "ablation_components.csv", index=False)
         display(agg[agg.metric.isin(["IQM", "mean"])].set_index(["benchmark", "metric", "method"]).round(1))
     else:

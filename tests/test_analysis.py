@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gsa.analysis import (aggregate_curve, aggregates, claim_verdict, final_scores, leave_one_task_out, per_task_table,
+from gsa.analysis import (aggregate_curve, aggregates, aggregates_by_benchmark, claim_verdict, final_scores, leave_one_task_out, per_task_table,
                           performance_profiles, probability_of_improvement)
 
 
@@ -37,6 +37,16 @@ def test_aggregates_find_the_better_method_with_separated_intervals():
     assert table.loc[("good", "optimality gap"), "value"] < table.loc[("base", "optimality gap"), "value"]
     mean = final_scores(results()).groupby("method")["score"].mean()
     assert table.loc[("good", "mean"), "value"] == pytest.approx(mean["good"])
+
+
+def test_aggregates_by_benchmark_score_each_benchmarks_tasks_alone():
+    final = final_scores(results(tasks=4))
+    real = {"task0": "dmc-cheetah-run", "task1": "dmc-walker-walk", "task2": "mw-reach", "task3": "mw-door-open"}
+    final = final.assign(task=final["task"].map(real))
+    table = aggregates_by_benchmark(final, ["good", "base"], reps=500)
+    assert list(table["benchmark"].unique()) == ["dmc", "metaworld"] and (table["tasks"] == 2).all()
+    dmc = aggregates(final[final["task"].str.startswith("dmc-")], ["good", "base"], reps=500)
+    pd.testing.assert_frame_equal(table[table["benchmark"] == "dmc"].drop(columns="benchmark").reset_index(drop=True), dmc)
 
 
 def test_the_claim_is_judged_only_with_more_than_one_seed_per_task():
