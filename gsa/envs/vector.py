@@ -98,11 +98,6 @@ class VectorEnv:
             self._conns[i].send((method, (args, kwargs)))
         return [self._receive(i) for i, *_ in calls]
 
-    def call(self, method: str, *args, indices=None, **kwargs) -> list:
-        """Call ``env.method(*args, **kwargs)`` in the selected workers (all by default), in parallel."""
-        indices = range(len(self)) if indices is None else indices
-        return self._run([(i, method, args, kwargs) for i in indices])
-
     def reset(self, seeds: list[int] | None = None, indices=None):
         indices = list(range(len(self)) if indices is None else indices)
         seeds = [None] * len(indices) if seeds is None else seeds
