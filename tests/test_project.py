@@ -49,10 +49,10 @@ def test_built_notebooks_match_their_jupytext_sources():
         assert cells(jupytext.read(built)) == cells(jupytext.read(source)), f"{built.name} is stale: `make notebooks`"
 
 
-def write_synthetic_study(preset: str, extra_methods: tuple[str, ...] = ()) -> None:
+def write_synthetic_study(preset: str, extra_methods: tuple[str, ...] = (), variants: dict | None = None) -> None:
     """eval.csv / train.csv / retrieval.json / done.json of every run of the preset's study (and of
-    ``extra_methods`` on its tasks, seed 0), as a finished sweep writes them, with GSA better by
-    construction (under ``GSA_RESULTS_DIR``)."""
+    ``extra_methods`` on its tasks, seed 0, under each of ``variants`` if given), as a finished sweep writes
+    them, with GSA better by construction (under ``GSA_RESULTS_DIR``)."""
     import json
 
     import numpy as np
@@ -61,7 +61,7 @@ def write_synthetic_study(preset: str, extra_methods: tuple[str, ...] = ()) -> N
     from gsa.experiments.sweep import expand
 
     rng = np.random.default_rng(0)
-    extra = expand(preset, preset, list(extra_methods), list(study(preset).tasks), [0]) if extra_methods else []
+    extra = expand(preset, preset, list(extra_methods), list(study(preset).tasks), [0], variants) if extra_methods else []
     for run in study_runs(preset) + extra:
         path = run.paths()[0]
         path.mkdir(parents=True)
@@ -206,8 +206,8 @@ def test_paper_notebook_writes_figures_and_tables_with_the_papers_numbers_beside
 
 
 def test_ablation_notebook_shows_the_components_and_empty_slots(tmp_path, monkeypatch):
-    """notebooks/04_ablations on synthetic smoke results with all four components: the Fig. 6 figure and
-    tables are written; the variants nobody ran show as "not run"."""
+    """notebooks/04_ablations on synthetic smoke results with all four components and the OTS variant: the
+    Fig. 6 and Fig. 7 figures and tables are written; the variants nobody ran get no figure."""
     import nbformat
     import pandas as pd
 
@@ -215,13 +215,18 @@ def test_ablation_notebook_shows_the_components_and_empty_slots(tmp_path, monkey
 
     monkeypatch.setenv("GSA_FIGURES_DIR", str(tmp_path / "figures"))
     monkeypatch.setenv("GSA_RESULTS_DIR", str(tmp_path / "results"))
-    write_synthetic_study("smoke", extra_methods=("p", "p+er"))
+    write_synthetic_study("smoke", extra_methods=("p", "p+er"),
+                          variants={"": {}, "ots": {"finetune.reward_uncertainty": True}})  # and p+er.ots (Fig. 7)
     output = run_notebook("04_ablations", "smoke", bootstrap_reps=400)
-    assert (tmp_path / "figures" / "smoke" / "ablation_components.png").exists()
+    figures = tmp_path / "figures" / "smoke"
+    assert (figures / "ablation_components.png").exists() and (figures / "ablation_fig7.png").exists()
+    assert not (figures / "ablation_fig8.png").exists()  # no fine-tuned-parts variant ran
     tables = tmp_path / "results" / "tables" / "smoke"
     components = pd.read_csv(tables / "ablation_components.csv")
     assert set(components.method) == {"dreamerv3", "p", "p+er", "gsa"} and set(components.benchmark) == {"all", "dmc", "metaworld"}
-    assert (pd.read_csv(tables / "ablation_fig7.csv", index_col=0)["p+er.ots"] == "not run").all()
+    fig7 = pd.read_csv(tables / "ablation_fig7.csv", index_col="task")
+    assert set(fig7.index) == {"dmc-cartpole-balance", "mw-reach"} and not fig7.isin(["not run"]).any().any()
+    assert len(pd.read_csv(tables / "ablation_fig8.csv")) == 0  # smoke plans no Fig. 8 variant and none ran
     assert pd.read_csv(tables / "retrieval_precision_at_k.csv")["embodiment precision"].eq(1.0).all()
     text = "\n".join(str(o.get("data", {}).get("text/plain", o.get("text", "")))
                      for c in nbformat.read(output, as_version=4).cells for o in c.get("outputs", []))
