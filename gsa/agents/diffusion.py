@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gsa.agents.drqv2 import Encoder, FrameStack, n_step_transitions
+from gsa.agents.drqv2 import FrameStack, n_step_transitions, observation_encoder
 from gsa.bc import random_shift
 from gsa.config import DiffusionConfig
 
@@ -69,11 +69,7 @@ class DiffusionPolicy(FrameStack):
         self.cfg, self.device = cfg, torch.device(device)
         self.pixels = len(obs_shape) == 3
         self.mask = torch.as_tensor(action_mask, dtype=torch.float32, device=self.device)  # (A,)
-        if self.pixels:
-            self.encoder = Encoder(obs_shape[0] * cfg.frame_stack, obs_shape[-1]).to(self.device)
-            inp = self.encoder.size
-        else:
-            self.encoder, inp = nn.Identity(), obs_shape[0]
+        self.encoder, inp = observation_encoder(obs_shape, cfg.frame_stack, self.device)
         self.net = NoiseNet(inp, len(action_mask), cfg.hidden_dim, cfg.layers).to(self.device)
         self.alpha_bar = cosine_alpha_bar(cfg.train_steps).to(self.device)           # (K,)
         self.opt = torch.optim.AdamW([*self.encoder.parameters(), *self.net.parameters()], cfg.lr,

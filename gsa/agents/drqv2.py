@@ -99,6 +99,15 @@ class Encoder(nn.Module):
         return self.net(obs / 255.0 - 0.5)                             # (B, 32·25·25)
 
 
+def observation_encoder(obs_shape: tuple, frame_stack: int, device) -> tuple[nn.Module, int]:
+    """(encoder, feature size): :class:`Encoder` over ``frame_stack`` stacked frames for pixels, the identity
+    for states (DrQ-v2's state variant; also RLPD's and Diffusion Policy's)."""
+    if len(obs_shape) == 3:
+        encoder = Encoder(obs_shape[0] * frame_stack, obs_shape[-1]).to(device)
+        return encoder, encoder.size
+    return nn.Identity(), obs_shape[0]
+
+
 def _mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
@@ -151,11 +160,8 @@ class DrQv2(FrameStack):
         learned = encoder is None and self.pixels
         if encoder is not None:
             self.encoder, inp = encoder.to(self.device), encoder.size
-        elif self.pixels:
-            self.encoder = Encoder(obs_shape[0] * cfg.frame_stack, obs_shape[-1]).to(self.device)
-            inp = self.encoder.size
         else:
-            self.encoder, inp = nn.Identity(), obs_shape[0]
+            self.encoder, inp = observation_encoder(obs_shape, cfg.frame_stack, self.device)
         self.actor = Actor(inp, A, cfg.feature_dim, cfg.hidden_dim).to(self.device)
         self.critic = Critic(inp, A, cfg.feature_dim, cfg.hidden_dim).to(self.device)
         for net in (self.encoder, self.actor, self.critic) if learned else (self.actor, self.critic):

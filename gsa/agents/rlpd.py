@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gsa.agents.drqv2 import Encoder, FrameStack, n_step_transitions
+from gsa.agents.drqv2 import FrameStack, n_step_transitions, observation_encoder
 from gsa.bc import random_shift
 from gsa.config import RLPDConfig
 
@@ -91,11 +91,7 @@ class RLPD(FrameStack):
         self.pixels = len(obs_shape) == 3
         self.mask = torch.as_tensor(action_mask, dtype=torch.float32, device=self.device)  # (A,)
         A = len(action_mask)
-        if self.pixels:
-            self.encoder = Encoder(obs_shape[0] * cfg.frame_stack, obs_shape[-1]).to(self.device)
-            inp = self.encoder.size
-        else:
-            self.encoder, inp = nn.Identity(), obs_shape[0]
+        self.encoder, inp = observation_encoder(obs_shape, cfg.frame_stack, self.device)
         self.actor = Actor(inp, A, cfg.hidden_dim).to(self.device)
         self.critic = Ensemble(inp, A, cfg.hidden_dim, cfg.critics).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
