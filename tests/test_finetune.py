@@ -287,14 +287,16 @@ def test_jsrl_bc_guides_the_first_h_steps_with_the_prior_on_retrieved_data(state
     assert info["embodiment_precision"] == 1.0 and info["k"] == 2
 
 
+SMALL_RLPD = {"rlpd.batch_size": 4, "rlpd.utd": 2, "rlpd.critics": 3, "rlpd.hidden_dim": 16, "rlpd.seed_frames": 600}
+
+
 def test_uds_rlpd_mixes_retrieved_data_half_and_half_with_zero_rewards(state_setup, monkeypatch):
     """UDS+RLPD: GSA's retrieved data is half of every batch and carries reward 0 (UDS); no prior acts."""
     from gsa.agents.rlpd import RLPD
 
     cfg, wm_path = state_setup
     cfg = copy.deepcopy(cfg)
-    for key, value in {"rlpd.batch_size": 4, "rlpd.utd": 2, "rlpd.critics": 3, "rlpd.hidden_dim": 16,
-                       "rlpd.seed_frames": 600}.items():
+    for key, value in SMALL_RLPD.items():
         set_field(cfg, key, value)
     seen = []
     update = RLPD.update
@@ -311,8 +313,7 @@ def test_explore_labels_the_retrieved_half_and_learns_a_reward_model_online(stat
     standard deviation (so not UDS's zeros), the ensemble trained on the online rows; and the RND variant."""
     cfg, wm_path = state_setup
     cfg = copy.deepcopy(cfg)
-    for key, value in {"rlpd.batch_size": 4, "rlpd.utd": 2, "rlpd.critics": 3, "rlpd.hidden_dim": 16,
-                       "rlpd.seed_frames": 600}.items():
+    for key, value in SMALL_RLPD.items():
         set_field(cfg, key, value)
     run = finetune(cfg, TASK, "explore", world_model=wm_path, experiment="explore", progress=False)
     train = pd.read_csv(run / "train.csv")

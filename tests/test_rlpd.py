@@ -6,23 +6,15 @@ import torch
 
 from gsa.agents.rlpd import RLPD, Ensemble, min_of_random_members
 from gsa.config import RLPDConfig
+from test_drqv2 import bandit_batch  # states s ~ N(0, 1), reward −(a − s/2)²: the best action is s/2
 
 SMALL = RLPDConfig(critics=4, utd=2, batch_size=16, hidden_dim=32, lr=1e-3)
-
-
-def bandit_batch(rng, B: int, L: int = 2):
-    """States s ~ N(0, 1), random actions, reward −(a − s/2)²: the best action is s/2."""
-    state = torch.as_tensor(rng.normal(size=(B, L, 1)), dtype=torch.float32)
-    action = torch.as_tensor(rng.uniform(-1, 1, (B, L, 1)), dtype=torch.float32)
-    reward = torch.zeros(B, L)
-    reward[:, 1:] = -(action[:, 1:, 0] - state[:, :-1, 0] / 2) ** 2
-    return {"state": state, "action": action, "reward": reward}
 
 
 def test_minibatches_interleave_the_batch_so_each_keeps_the_online_offline_mix(monkeypatch):
     agent = RLPD((1,), np.ones(1, np.float32), RLPDConfig(critics=2, utd=4, batch_size=4, hidden_dim=8))
     assert agent.batch_size == 16 and agent.window == 2
-    batch = bandit_batch(np.random.default_rng(0), 16)
+    batch = bandit_batch(np.random.default_rng(0), 16, 2)
     batch["state"][:, 0, 0] = torch.arange(16.0)  # rows 0–7 "online", 8–15 "offline", as the sampler orders them
     seen = []
     original = agent._split
@@ -50,7 +42,7 @@ def test_learns_the_best_action_of_a_contextual_bandit():
     agent = RLPD((1,), np.ones(1, np.float32), cfg)
     rng = np.random.default_rng(0)
     for _ in range(400):
-        agent.update(bandit_batch(rng, agent.batch_size))
+        agent.update(bandit_batch(rng, agent.batch_size, 2))
     s = torch.linspace(-1.5, 1.5, 31)[:, None]
     with torch.no_grad():
         action, _ = agent.actor(s, agent.mask, deterministic=True)
@@ -62,13 +54,13 @@ def test_checkpoint_round_trip_continues_identically():
     rng = np.random.default_rng(1)
     torch.manual_seed(0)
     a = RLPD((1,), np.ones(1, np.float32), SMALL)
-    a.update(bandit_batch(rng, a.batch_size))
+    a.update(bandit_batch(rng, a.batch_size, 2))
     b = RLPD((1,), np.ones(1, np.float32), SMALL)
     buffer = io.BytesIO()
     torch.save(a.state_dict(), buffer)
     buffer.seek(0)
     b.load_state_dict(torch.load(buffer))
-    batch = bandit_batch(rng, a.batch_size)
+    batch = bandit_batch(rng, a.batch_size, 2)
     torch.manual_seed(3)
     ma = a.update(batch)
     torch.manual_seed(3)

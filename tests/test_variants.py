@@ -8,7 +8,7 @@ import torch
 from gsa.agents.dreamer import DreamerAgent, trained_parts
 from gsa.config import preset, set_field
 from gsa.models.actor_critic import ActorCritic, RewardEnsemble, optimistic_thompson
-from tests.test_actor_critic import MASK, A, batch, finetune_cfg, posterior, tiny_world_model
+from test_actor_critic import MASK, A, batch, finetune_cfg, posterior, tiny_world_model
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
