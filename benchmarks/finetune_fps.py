@@ -74,8 +74,13 @@ def time_updates(cfg, updates: int) -> dict:
     (after two more warm-up updates), on one fixed synthetic batch: 12 online + 4 retrieved rows."""
     import torch
 
+    import gsa
     from gsa.models.world_model import WorldModel
-    from gsa.agents.dreamer import DreamerAgent
+
+    if (Path(gsa.__file__).parent / "agents").is_dir():
+        from gsa.agents.dreamer import DreamerAgent
+    else:  # versions before the agents refactor of December 2, 2026 (the reference e607cad among them)
+        from gsa.train.finetune import Agent as DreamerAgent
 
     torch.manual_seed(0)
     B, T, A, S = cfg.finetune.batch_size, cfg.finetune.seq_len, cfg.world_model.action_size, cfg.world_model.state_size
