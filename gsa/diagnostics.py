@@ -284,8 +284,7 @@ def still_return(cfg, task: str, episodes: int = 20) -> dict:
     the run's action repeat, ``episodes`` fresh starts). A reference for tasks whose reward a motionless body
     collects, e.g. quadruped: it starts in a random orientation and, left alone, stands when it lands upright."""
     seed = cfg.finetune.seed + 40_000
-    env = make(task, obs="state", action_repeat=cfg.finetune.action_repeat, seed=seed,
-               action_size=cfg.world_model.action_size, state_size=cfg.world_model.state_size)
+    env = task_env(cfg, task, seed, obs="state")
     try:
         return evaluate(zero_actions(env), env, episodes, seed=seed * 100)
     finally:
@@ -295,8 +294,9 @@ def still_return(cfg, task: str, episodes: int = 20) -> dict:
 def still_curve(cfg, task: str, seed: int, frames: list[int]) -> list[float]:
     """Zero actions' mean return at each evaluation (``frames``) of a run with ``seed``, on that run's
     evaluation env and starts (``eval_seed``). On quadruped tasks the random initial orientation decides much
-    of an evaluation's score, so a run's curve is read against this one, point by point."""
-    env = eval_env(cfg, task, seed)
+    of an evaluation's score, so a run's curve is read against this one, point by point. Zero actions ignore
+    what they observe, so they play in state mode (no rendering) on the same starts whatever the run's mode."""
+    env = eval_env(cfg, task, seed, obs="state")
     try:
         return [evaluate(zero_actions(env), env, cfg.finetune.eval_episodes, seed=eval_seed(seed, n))["episode_return"]
                 for n in frames]

@@ -45,11 +45,13 @@ import pandas as pd
 from gsa import analysis, plots
 from gsa.config import hyperparameter_table
 from gsa.config import preset as get_preset
-from gsa.diagnostics import still_return
+from gsa.diagnostics import still_curve, still_return
 from gsa.envs import get_spec
 from gsa.experiments.studies import study, study_runs
 from gsa.experiments.sweep import tidy
 from gsa.paths import project_root, results_dir
+from gsa.train.continual import chain_table
+from gsa.train.online import score
 from gsa.train.pretrain import world_model_path
 
 experiment = experiment or preset
@@ -162,12 +164,16 @@ else:
 # starting each task from the previous one's weights with all earlier experience, against PackNet. Curves
 # run along the chain (task boundaries dashed); the table gives each task's final score (PackNet: also with
 # its task mask after pruning). The quadruped starts every episode in a random orientation, and a body that
-# does nothing collects most of a task's reward when it lands upright: the grey bars are what zero actions
-# score, evaluated like the runs (`gsa.diagnostics.still_return`, 20 episodes per task).
+# does nothing collects most of a task's reward when it lands upright. Every evaluation at a given frame count
+# plays the same starts (`gsa.train.online.eval_seed`: the seed and the frame count decide them, whatever the
+# task or method), so each is read against zero actions on those starts (grey, `gsa.diagnostics.still_curve`;
+# table: "zero actions, same starts" at the last evaluation) as well as on 20 other starts (`still_return`).
 
 # %%
 chain_path = results_dir() / f"continual-{preset}_chain.csv"
 chain_curves = results_dir() / f"continual-{preset}.csv"
+if (results_dir() / "runs" / f"continual-{preset}").exists():
+    chain_table(cfg, f"continual-{preset}")  # fresh from the runs' files, as the study's results above
 chain_methods = ["gsa", "packnet"]
 if chain_path.exists() and chain_curves.exists() and len(pd.read_csv(chain_path)):
     chain, curves = pd.read_csv(chain_path), pd.read_csv(chain_curves)
@@ -180,17 +186,25 @@ if chain_path.exists() and chain_curves.exists() and len(pd.read_csv(chain_path)
         stats = group.groupby("chain_frame")["score"].agg(["mean", "min", "max"]).reset_index()
         ax.plot(stats.chain_frame, stats["mean"], marker="o", color=chain_colors[method], label=method)
         ax.fill_between(stats.chain_frame, stats["min"], stats["max"], alpha=0.2, color=chain_colors[method])
-    still = {task: still_return(cfg, task)["episode_return"] / 10 for task in cfg.continual.tasks}  # score = return / 10
+    # zero actions on the evaluations' own starts, per seed
+    same = pd.DataFrame([{"seed": seed, "task": task, "frame": frame, "score": score(task, ret, np.nan)}
+                         for (seed, task), group in curves.groupby(["seed", "task"])
+                         for frame, ret in zip(sorted(group.frame.unique()),
+                                               still_curve(cfg, task, int(seed), sorted(group.frame.unique())))])
+    same["chain_frame"] = same.task.map(order) * cfg.continual.frames + same.frame
+    stats = same.groupby("chain_frame")["score"].mean()
+    ax.plot(stats.index, stats.values, color="grey", ls=":", marker="s", ms=3, label="zero actions (same starts)")
+    still = {task: score(task, still_return(cfg, task)["episode_return"], np.nan) for task in cfg.continual.tasks}
     for i, task in enumerate(cfg.continual.tasks):
-        ax.hlines(still[task], i * cfg.continual.frames, (i + 1) * cfg.continual.frames, color="grey", lw=2.5, alpha=0.5,
-                  label="zero actions" if i == 0 else None)
         ax.axvline(i * cfg.continual.frames, color="grey", ls="--", lw=0.7)
         ax.text((i + 0.5) * cfg.continual.frames, ax.get_ylim()[1], task.removeprefix("dmc-quadruped-"), ha="center", va="bottom", fontsize=8)
     ax.set_xlabel("environment frames along the chain"), plots.frames_axis(ax), ax.set_ylabel("normalised score (return / 10)"), ax.legend(fontsize=7)
     plots.save(fig, "paper_continual", preset)
     table = chain.pivot_table(index="task", columns="method", values=["score", "score_masked"], aggfunc="mean")
     table = table.reindex(list(cfg.continual.tasks))
-    table[("score", "zero actions")] = pd.Series(still)
+    last = same[same.frame == same.groupby("task").frame.transform("max")].groupby("task").score.mean()
+    table[("score", "zero actions, same starts")] = last
+    table[("score", "zero actions, 20 starts")] = pd.Series(still)
     table.to_csv(tables / "continual.csv")
     display(table.round(1).fillna("not run"))
 else:

@@ -584,3 +584,24 @@ def test_zero_actions_on_a_runs_evaluation_starts_swing_with_the_starts_on_quadr
     at_40k, at_50k = still_curve(cfg, "dmc-quadruped-run", seed=0, frames=[40_000, 50_000])
     assert at_40k > 200 and at_50k < 30
     assert still_curve(cfg, "dmc-quadruped-run", seed=0, frames=[50_000]) == [at_50k]  # seeded
+
+
+def test_an_evaluation_env_gives_the_same_starts_and_rewards_in_pixel_and_state_mode():
+    """The observation mode changes only what is observed, so zero actions on a pixel run's evaluation starts
+    may play in state mode (``still_curve``, the continual figure): same physics after reset, same rewards."""
+    from gsa.config import preset
+    from gsa.train.online import eval_env, eval_seed
+
+    cfg = preset("smoke")  # pixels
+    assert cfg.world_model.obs == "pixels"
+    envs = [eval_env(cfg, "dmc-quadruped-walk", 0), eval_env(cfg, "dmc-quadruped-walk", 0, obs="state")]
+    try:
+        for env in envs:
+            env.reset(seed=eval_seed(0, 2000))
+        assert np.array_equal(*(env.unwrapped.physics.get_state() for env in envs))
+        zeros = np.zeros(len(envs[0].action_mask), np.float32)
+        rewards = [[env.step(zeros)[1] for _ in range(5)] for env in envs]
+        assert rewards[0] == rewards[1] and envs[1].reset(seed=0)[0].ndim == 1 and envs[0].reset(seed=0)[0].ndim == 3
+    finally:
+        for env in envs:
+            env.close()

@@ -202,7 +202,10 @@ def test_paper_notebook_writes_figures_and_tables_with_the_papers_numbers_beside
     expected = hyperparameter_table(preset("paper"))
     assert params["paper"].tolist() == expected["value"].astype(str).tolist()
     assert set(pd.read_csv(tables / "aggregates.csv").method) == {"gsa", "dreamerv3"}
-    assert (tables / "continual.csv").exists()
+    continual = pd.read_csv(tables / "continual.csv", header=[0, 1], index_col=0)
+    assert list(continual.index) == list(tasks)
+    zero = continual[("score", "zero actions, same starts")]  # zero actions on the runs' last evaluation starts
+    assert zero.notna().all() and (zero >= 0).all()
 
 
 def test_ablation_notebook_shows_the_components_and_empty_slots(tmp_path, monkeypatch):

@@ -86,8 +86,9 @@ def continual(cfg: Config, method: str = "gsa", experiment: str | None = None, w
         else:
             _packnet_task(cfg, task, position, experiment, progress, stop)
         if stop is not None:
-            return _table(cfg, method, experiment)
-    return _table(cfg, method, experiment)
+            break
+        chain_table(cfg, experiment)  # the table grows task by task
+    return chain_table(cfg, experiment)
 
 
 def _previous(cfg: Config, method: str, experiment: str, position: int) -> list[dict]:
@@ -163,9 +164,10 @@ def _packnet_task(cfg, task, position, experiment, progress, stop) -> None:
     (run / "packnet.json").write_text(json.dumps({"retrain_updates": c.packnet_retrain_updates, **result}, indent=2))
 
 
-def _table(cfg: Config, method: str, experiment: str) -> Path:
+def chain_table(cfg: Config, experiment: str) -> Path:
     """``results/<experiment>_chain.csv``: one row per finished (method, seed, task) of the experiment, with
-    the last evaluation's score (PackNet: also the score with its task mask after pruning)."""
+    the last evaluation's score (PackNet: also the score with its task mask after pruning); and, through
+    :func:`~gsa.experiments.sweep.tidy`, ``results/<experiment>.csv`` with every evaluation."""
     from gsa.experiments.sweep import tidy
 
     rows = []

@@ -49,10 +49,11 @@ def score(task: str, episode_return: float, success: float) -> float:
     return 100.0 * success if get_spec(task).benchmark == "metaworld" else episode_return / 10.0
 
 
-def task_env(cfg: Config, task: str, seed: int):
-    """The task's env in the run's observation mode, padded to the world model's sizes."""
+def task_env(cfg: Config, task: str, seed: int, obs: str | None = None):
+    """The task's env in the run's observation mode (or ``obs``), padded to the world model's sizes. The mode
+    changes only what is observed: the same seed gives the same starts and dynamics."""
     wm = cfg.world_model
-    if wm.obs == "pixels":
+    if (obs or wm.obs) == "pixels":
         return make(task, obs="pixels", size=wm.image_size, action_repeat=cfg.finetune.action_repeat,
                     seed=seed, action_size=wm.action_size)
     return make(task, obs="state", action_repeat=cfg.finetune.action_repeat, seed=seed,
@@ -67,9 +68,9 @@ def episode_success(info: dict, reached: bool) -> dict:
     return {"success": float(info["success"]), "success_any": float(reached)}
 
 
-def eval_env(cfg: Config, task: str, seed: int):
+def eval_env(cfg: Config, task: str, seed: int, obs: str | None = None):
     """The evaluation env of a run with ``seed``: the task's env, seeded apart from the training env."""
-    return task_env(cfg, task, seed + 10_000)
+    return task_env(cfg, task, seed + 10_000, obs)
 
 
 def eval_seed(seed: int, frames: int) -> int:
