@@ -294,12 +294,18 @@ def still_return(cfg, task: str, episodes: int = 20) -> dict:
 def still_curve(cfg, task: str, seed: int, frames: list[int]) -> list[float]:
     """Zero actions' mean return at each evaluation (``frames``) of a run with ``seed``, on that run's
     evaluation env and starts (``eval_seed``). On quadruped tasks the random initial orientation decides much
-    of an evaluation's score, so a run's curve is read against this one, point by point. Zero actions ignore
-    what they observe, so they play in state mode (no rendering) on the same starts whatever the run's mode."""
+    of an evaluation's score, so a run's curve is read against this one, point by point."""
+    return still_on_starts(cfg, task, seed, [eval_seed(seed, n) for n in frames])
+
+
+def still_on_starts(cfg, task: str, seed: int, reset_seeds: list[int]) -> list[float]:
+    """Zero actions' mean return over ``finetune.eval_episodes`` episodes from each of ``reset_seeds`` (the first
+    reset seed of an evaluation) on the evaluation env of a run with ``seed``. Zero actions ignore what they
+    observe, so they play in state mode (no rendering) on the same starts whatever the run's mode."""
     env = eval_env(cfg, task, seed, obs="state")
     try:
-        return [evaluate(zero_actions(env), env, cfg.finetune.eval_episodes, seed=eval_seed(seed, n))["episode_return"]
-                for n in frames]
+        return [evaluate(zero_actions(env), env, cfg.finetune.eval_episodes, seed=first)["episode_return"]
+                for first in reset_seeds]
     finally:
         env.close()
 

@@ -45,12 +45,12 @@ import pandas as pd
 from gsa import analysis, plots
 from gsa.config import hyperparameter_table
 from gsa.config import preset as get_preset
-from gsa.diagnostics import still_curve, still_return
+from gsa.diagnostics import still_curve, still_on_starts, still_return
 from gsa.envs import get_spec
 from gsa.experiments.studies import study, study_runs
 from gsa.experiments.sweep import tidy
 from gsa.paths import project_root, results_dir
-from gsa.train.continual import chain_table
+from gsa.train.continual import chain_table, pruned_eval_seed
 from gsa.train.online import score
 from gsa.train.pretrain import world_model_path
 
@@ -167,7 +167,8 @@ else:
 # does nothing collects most of a task's reward when it lands upright. Every evaluation at a given frame count
 # plays the same starts (`gsa.train.online.eval_seed`: the seed and the frame count decide them, whatever the
 # task or method), so each is read against zero actions on those starts (grey, `gsa.diagnostics.still_curve`;
-# table: "zero actions, same starts" at the last evaluation) as well as on 20 other starts (`still_return`).
+# table: "zero actions, same starts" at the last evaluation, and on the starts of PackNet's evaluation after
+# pruning beside its masked score) as well as on 20 other starts (`still_return`).
 
 # %%
 chain_path = results_dir() / f"continual-{preset}_chain.csv"
@@ -204,6 +205,10 @@ if chain_path.exists() and chain_curves.exists() and len(pd.read_csv(chain_path)
     table = table.reindex(list(cfg.continual.tasks))
     last = same[same.frame == same.groupby("task").frame.transform("max")].groupby("task").score.mean()
     table[("score", "zero actions, same starts")] = last
+    masked_seeds = chain[chain.score_masked.notna()].groupby("task").seed.unique()  # PackNet's pruned evaluation
+    table[("score_masked", "zero actions, same starts")] = pd.Series(
+        {task: np.mean([score(task, still_on_starts(cfg, task, int(s), [pruned_eval_seed(int(s))])[0], np.nan)
+                        for s in seeds]) for task, seeds in masked_seeds.items()}, dtype=float)
     table[("score", "zero actions, 20 starts")] = pd.Series(still)
     table.to_csv(tables / "continual.csv")
     display(table.round(1).fillna("not run"))

@@ -206,6 +206,7 @@ def test_paper_notebook_writes_figures_and_tables_with_the_papers_numbers_beside
     assert list(continual.index) == list(tasks)
     zero = continual[("score", "zero actions, same starts")]  # zero actions on the runs' last evaluation starts
     assert zero.notna().all() and (zero >= 0).all()
+    assert continual[("score_masked", "zero actions, same starts")].notna().all()  # PackNet's pruned evaluation starts
 
 
 def test_ablation_notebook_shows_the_components_and_empty_slots(tmp_path, monkeypatch):

@@ -157,11 +157,17 @@ def _packnet_task(cfg, task, position, experiment, progress, stop) -> None:
     agent.packnet.next_task()
     env = eval_env(cfg, task, cfg.finetune.seed)
     with agent.packnet.masked(position + 1):
-        result = evaluate(agent, env, cfg.finetune.eval_episodes, seed=cfg.finetune.seed * 100_000 + 90_000)
+        result = evaluate(agent, env, cfg.finetune.eval_episodes, seed=pruned_eval_seed(cfg.finetune.seed))
     env.close()
     atomic_write(ckpt.parent / "packnet.pt", lambda out: torch.save(agent.state_dict(), out))
     result["score"] = score(task, result["episode_return"], result["success"])
     (run / "packnet.json").write_text(json.dumps({"retrain_updates": c.packnet_retrain_updates, **result}, indent=2))
+
+
+def pruned_eval_seed(seed: int) -> int:
+    """The first reset seed of PackNet's evaluation with its task mask after pruning (``score_masked``), on the
+    evaluation env of a run with ``seed``."""
+    return seed * 100_000 + 90_000
 
 
 def chain_table(cfg: Config, experiment: str) -> Path:
