@@ -18,10 +18,17 @@ METHOD_COLORS = {"gsa": "#1b7837", "p+er": "#7fbf7b", "p": "#c2a5cf", "dreamerv3
                  "r3m": "#762a83", "diffusion-policy": "#878787", "packnet": "#e08214"}
 
 
+# Colours for labels without a fixed one (sweep variants such as ``p+er.ots``), unlike any of METHOD_COLORS, so a
+# variant never looks like its base method in a figure that shows both.
+SPARE_COLORS = ("#e377c2", "#bcbd22", "#17becf", "#9467bd", "#ff7f0e", "#8c564b", "#7f7f7f", "#1f77b4")
+
+
 def palette(methods) -> dict:
-    """``{method: colour}`` for seaborn's ``palette=``; methods without a fixed colour get tab10 colours."""
-    spare = iter(plt.get_cmap("tab10").colors)
-    return {m: METHOD_COLORS.get(m.split(".")[0]) or next(spare) for m in methods}
+    """``{method: colour}`` for seaborn's ``palette=``: the fixed colour of a method, spare colours in order for
+    the rest (variants, unknown labels)."""
+    methods = list(methods)
+    spare = iter(SPARE_COLORS * (1 + len(methods) // len(SPARE_COLORS)))
+    return {m: METHOD_COLORS.get(m) or next(spare) for m in methods}
 
 
 def frames_axis(*axes) -> None:

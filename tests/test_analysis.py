@@ -250,3 +250,13 @@ def test_run_table_dates_the_retrieved_data_by_its_earliest_episode_stamp(tmp_pa
     assert run_table([run]).loc[0, "data collected"] == "2026-12-03"
     (tmp_path / "retrieval.json").write_text(json.dumps({"k": 3, "ids": ids, "retrieved_sha256": "9f86d081" + "0" * 56}))
     assert run_table([run]).loc[0, "data collected"] == "2026-12-03 · 9f86d081"
+
+
+def test_a_variant_gets_a_colour_of_its_own_beside_its_base_method():
+    """Fig. 7 shows p+er and p+er.ots side by side: they must not share a colour; fixed colours stay fixed."""
+    from gsa.plots import METHOD_COLORS, palette
+
+    colours = palette(iter(["p+er", "p+er.ots", "gsa", "gsa.dynamics", "gsa.encoder_decoder"]))
+    assert len(set(colours.values())) == 5
+    assert colours["gsa"] == METHOD_COLORS["gsa"] and colours["p+er"] == METHOD_COLORS["p+er"]
+    assert not {colours[m] for m in ("p+er.ots", "gsa.dynamics", "gsa.encoder_decoder")} & set(METHOD_COLORS.values())
