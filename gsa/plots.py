@@ -1,6 +1,8 @@
 """Figures the notebooks show and save (png + pdf in ``figures/<preset>/``), in one palette per method."""
 from __future__ import annotations
 
+import itertools
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -26,8 +28,7 @@ SPARE_COLORS = ("#e377c2", "#bcbd22", "#17becf", "#9467bd", "#ff7f0e", "#8c564b"
 def palette(methods) -> dict:
     """``{method: colour}`` for seaborn's ``palette=``: the fixed colour of a method, spare colours in order for
     the rest (variants, unknown labels)."""
-    methods = list(methods)
-    spare = iter(SPARE_COLORS * (1 + len(methods) // len(SPARE_COLORS)))
+    spare = itertools.cycle(SPARE_COLORS)
     return {m: METHOD_COLORS.get(m) or next(spare) for m in methods}
 
 

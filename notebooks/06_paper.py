@@ -188,10 +188,10 @@ if chain_path.exists() and chain_curves.exists() and len(pd.read_csv(chain_path)
         ax.plot(stats.chain_frame, stats["mean"], marker="o", color=chain_colors[method], label=method)
         ax.fill_between(stats.chain_frame, stats["min"], stats["max"], alpha=0.2, color=chain_colors[method])
     # zero actions on the evaluations' own starts, per seed
+    frames = curves.groupby(["seed", "task"]).frame.unique().map(sorted)
     same = pd.DataFrame([{"seed": seed, "task": task, "frame": frame, "score": score(task, ret, np.nan)}
-                         for (seed, task), group in curves.groupby(["seed", "task"])
-                         for frame, ret in zip(sorted(group.frame.unique()),
-                                               still_curve(cfg, task, int(seed), sorted(group.frame.unique())))])
+                         for (seed, task), at in frames.items()
+                         for frame, ret in zip(at, still_curve(cfg, task, int(seed), at))])
     same["chain_frame"] = same.task.map(order) * cfg.continual.frames + same.frame
     stats = same.groupby("chain_frame")["score"].mean()
     ax.plot(stats.index, stats.values, color="grey", ls=":", marker="s", ms=3, label="zero actions (same starts)")
