@@ -57,7 +57,7 @@ from gsa.models.actor_critic import ActorCritic, imagine
 from gsa.models.world_model import WorldModel
 from gsa.train import checkpoint
 from gsa.train.finetune import METHODS, retrieve, run_paths, saved_prior, train_prior
-from gsa.train.online import eval_env, eval_seed, evaluate, task_env
+from gsa.train.online import eval_env, eval_seed, evaluate, score, task_env
 from gsa.train.pretrain import load_world_model, open_dataset, world_model_path
 
 
@@ -296,6 +296,17 @@ def still_curve(cfg, task: str, seed: int, frames: list[int]) -> list[float]:
     evaluation env and starts (``eval_seed``). On quadruped tasks the random initial orientation decides much
     of an evaluation's score, so a run's curve is read against this one, point by point."""
     return still_on_starts(cfg, task, seed, [eval_seed(seed, n) for n in frames])
+
+
+def still_curves(cfg, evaluations: pd.DataFrame) -> pd.DataFrame:
+    """:func:`still_curve` for every (task, seed) of ``evaluations`` (rows with task, seed, frame, e.g. a tidy
+    results table): one row per (task, seed, frame) with zero actions' ``episode_return`` and ``score`` there."""
+    rows = []
+    for (task, seed), group in evaluations.groupby(["task", "seed"]):
+        frames = sorted(group.frame.unique())
+        rows += [{"task": task, "seed": seed, "frame": frame, "episode_return": ret, "score": score(task, ret, np.nan)}
+                 for frame, ret in zip(frames, still_curve(cfg, task, int(seed), frames))]
+    return pd.DataFrame(rows, columns=["task", "seed", "frame", "episode_return", "score"])
 
 
 def still_on_starts(cfg, task: str, seed: int, reset_seeds: list[int]) -> list[float]:

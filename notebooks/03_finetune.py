@@ -54,7 +54,7 @@ import seaborn as sns
 from gsa import analysis, plots
 from gsa.config import preset as get_preset
 from gsa.data.card import markdown
-from gsa.diagnostics import still_curve, still_return
+from gsa.diagnostics import still_curves, still_return
 from gsa.envs import get_spec
 from gsa.experiments.studies import study, study_runs
 from gsa.experiments.sweep import read_status, results_table, sweep, tidy
@@ -237,17 +237,12 @@ if len(finished):
 
 # %%
 still_tasks = [t for t in cells.index if float(cells.loc[t, "zero actions"]) > 1] if len(finished) else []
-same_rows = []
-for task in still_tasks:
-    here = results[results.task == task]
-    for seed, of_seed in here.groupby("seed"):
-        frames = sorted(of_seed.frame.unique())
-        still = [score(task, r, np.nan) for r in still_curve(cfg, task, int(seed), frames)]
-        same_rows.append({"task": task, "seed": seed, "method": "zero actions", **dict(zip(frames, still))})
-        for method, curve in of_seed.groupby("method"):
-            same_rows.append({"task": task, "seed": seed, "method": method, **dict(zip(curve.frame, curve.score))})
-if same_rows:
-    same_starts = pd.DataFrame(same_rows).set_index(["task", "seed", "method"]).round(1)
+here = results[results.task.isin(still_tasks)]
+if len(here):
+    zero = still_curves(cfg, here).assign(method="zero actions")
+    order = {"task": still_tasks.index, "method": lambda m: "" if m == "zero actions" else m}  # zero actions first
+    same_starts = (pd.concat([zero, here]).pivot_table(index=["task", "seed", "method"], columns="frame", values="score")
+                   .sort_index(key=lambda level: level.map(order.get(level.name, lambda v: v))).round(1))
     same_starts.to_csv(results_dir() / f"finetune_{experiment}_same_starts.csv")
     display(same_starts)
     long = same_starts.rename_axis(columns="frame").stack().rename("score").reset_index()

@@ -45,7 +45,7 @@ import pandas as pd
 from gsa import analysis, plots
 from gsa.config import hyperparameter_table
 from gsa.config import preset as get_preset
-from gsa.diagnostics import still_curve, still_on_starts, still_return
+from gsa.diagnostics import still_curves, still_on_starts, still_return
 from gsa.envs import get_spec
 from gsa.experiments.studies import study, study_runs
 from gsa.experiments.sweep import tidy
@@ -188,10 +188,7 @@ if chain_path.exists() and chain_curves.exists() and len(pd.read_csv(chain_path)
         ax.plot(stats.chain_frame, stats["mean"], marker="o", color=chain_colors[method], label=method)
         ax.fill_between(stats.chain_frame, stats["min"], stats["max"], alpha=0.2, color=chain_colors[method])
     # zero actions on the evaluations' own starts, per seed
-    frames = curves.groupby(["seed", "task"]).frame.unique().map(sorted)
-    same = pd.DataFrame([{"seed": seed, "task": task, "frame": frame, "score": score(task, ret, np.nan)}
-                         for (seed, task), at in frames.items()
-                         for frame, ret in zip(at, still_curve(cfg, task, int(seed), at))])
+    same = still_curves(cfg, curves)
     same["chain_frame"] = same.task.map(order) * cfg.continual.frames + same.frame
     stats = same.groupby("chain_frame")["score"].mean()
     ax.plot(stats.index, stats.values, color="grey", ls=":", marker="s", ms=3, label="zero actions (same starts)")

@@ -578,12 +578,17 @@ def test_zero_actions_on_a_runs_evaluation_starts_swing_with_the_starts_on_quadr
     actions return ~299 and ~6 (measured December 2026; DreamerV3 and GSA seed 0 scored 289 / 7 and 226 / 8
     there): a run's quadruped curve is read against this one, point by point."""
     from gsa.config import preset
-    from gsa.diagnostics import still_curve
+    from gsa.diagnostics import still_curve, still_curves
 
     cfg = preset("cpu")
     at_40k, at_50k = still_curve(cfg, "dmc-quadruped-run", seed=0, frames=[40_000, 50_000])
     assert at_40k > 200 and at_50k < 30
-    assert still_curve(cfg, "dmc-quadruped-run", seed=0, frames=[50_000]) == [at_50k]  # seeded
+    # a results table (two methods evaluated at the same frames): one zero-actions row per task, seed and frame
+    runs = pd.DataFrame({"task": "dmc-quadruped-run", "seed": 0, "method": ["gsa", "dreamerv3", "gsa"],
+                         "frame": [50_000, 50_000, 40_000]})
+    still = still_curves(cfg, runs)
+    assert still.frame.tolist() == [40_000, 50_000] and still.episode_return.tolist() == [at_40k, at_50k]  # seeded
+    assert np.allclose(still.score, [at_40k / 10, at_50k / 10])  # DMC score: return / 10
 
 
 def test_an_evaluation_env_gives_the_same_starts_and_rewards_in_pixel_and_state_mode():
