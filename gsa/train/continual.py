@@ -75,6 +75,7 @@ def continual(cfg: Config, method: str = "gsa", experiment: str | None = None, w
     if method == "gsa":
         cfg.finetune.pretrained = cfg.finetune.rehearsal = cfg.finetune.guidance = True
         wm_path = Path(world_model) if world_model else chain_world_model(cfg, dataset_root, progress)
+    table = None
     for position, task in enumerate(c.tasks):
         run, ckpt = run_paths(cfg, task, method, experiment)
         finished = is_done(run, c.frames) and (method == "gsa" or (run / "packnet.json").exists())
@@ -87,8 +88,8 @@ def continual(cfg: Config, method: str = "gsa", experiment: str | None = None, w
             _packnet_task(cfg, task, position, experiment, progress, stop)
         if stop is not None:
             break
-        chain_table(cfg, experiment)  # the table grows task by task
-    return chain_table(cfg, experiment)
+        table = chain_table(cfg, experiment)  # the table grows task by task
+    return table or chain_table(cfg, experiment)
 
 
 def _previous(cfg: Config, method: str, experiment: str, position: int) -> list[dict]:
