@@ -100,7 +100,8 @@ def _sweep(args) -> None:
         if variants or args.override:
             raise SystemExit("gsa sweep: --ablations are fixed variants; --variant / -o do not combine with them")
         runs = [r for r in ablation_runs(args.preset, args.experiment, args.seeds)
-                if (args.methods is None or r.method in args.methods) and (args.tasks is None or r.task in args.tasks)]
+                if (args.methods is None or {r.method, r.label} & set(args.methods))
+                and (args.tasks is None or r.task in args.tasks)]
     elif args.study:  # the preset's study (gsa/experiments/studies.py), optionally narrowed by --methods/--tasks/--seeds
         from gsa.experiments.studies import study_runs
 
@@ -214,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
                    "(gsa/experiments/studies.py); --methods / --tasks / --seeds narrow it")
     p.add_argument("--ablations", action="store_true", help="the preset's ablation variants (paper Fig. 7 / 8, fixed "
                    "in gsa/experiments/studies.py); --methods / --tasks / --seeds narrow them")
-    p.add_argument("--methods", nargs="+", default=None, help="default: gsa dreamerv3")
+    p.add_argument("--methods", nargs="+", default=None, help="default: gsa dreamerv3 (--ablations: a base method "
+                   "or a variant, e.g. p+er.ots)")
     p.add_argument("--tasks", nargs="+", default=None)
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (--study: the study's)")
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE",

@@ -234,6 +234,9 @@ def test_the_cpu_ablations_are_variants_of_study_tasks_seed_rank_by_seed_rank(ca
     main(["sweep", "--preset", "cpu", "--ablations", "--methods", "p+er", "--seeds", "0", "--status"])
     out = capsys.readouterr().out
     assert "p+er.ots" in out and "gsa.dynamics" not in out and "of 2 runs done" in out
+    main(["sweep", "--preset", "cpu", "--ablations", "--methods", "gsa.dynamics", "--status"])  # a variant by its label
+    out = capsys.readouterr().out
+    assert "gsa.dynamics" in out and "gsa.encoder_decoder" not in out and "of 6 runs done" in out
     with pytest.raises(SystemExit, match="--study or --ablations"):
         main(["sweep", "--preset", "cpu", "--ablations", "--study", "--status"])
 
