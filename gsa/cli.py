@@ -122,7 +122,13 @@ def _sweep(args) -> None:
         if not runs:
             print("no runs match")
             return
-        table = remaining_hours(read_status(runs))
+        reference = None
+        if args.ablations:  # a variant's estimate falls back to its base method's runs, which are the study's
+            from gsa.experiments.studies import study_runs
+
+            reference = read_status(study_runs(args.preset, args.experiment, sorted({r.task for r in runs}),
+                                               sorted({r.method for r in runs})))
+        table = remaining_hours(read_status(runs), reference)
         with pd.option_context("display.width", 200, "display.precision", 1):
             print(table.to_string())
         left = table["core-hours left"]

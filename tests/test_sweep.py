@@ -121,6 +121,9 @@ def test_runs_finish_failures_are_reported_and_finished_runs_are_skipped(root, c
     assert remaining_hours(halfway).loc["dreamerv3", "core-hours left"] == pytest.approx(status["hours"].iloc[[0, 2]].median() / 2)
     variant = pd.concat([status, status.iloc[[0]].assign(method="dreamerv3.k4", status="new", frames=0, hours=np.nan)])
     assert remaining_hours(variant).loc["dreamerv3.k4", "core-hours left"] == pytest.approx(status["hours"].iloc[[0, 2]].median())
+    alone = remaining_hours(variant[variant["method"] == "dreamerv3.k4"], reference=status)  # base runs elsewhere
+    assert alone.index.tolist() == ["dreamerv3.k4"]
+    assert alone.loc["dreamerv3.k4", "core-hours left"] == pytest.approx(status["hours"].iloc[[0, 2]].median())
     from gsa.cli import main
 
     capsys.readouterr()

@@ -387,12 +387,18 @@ def _checkpoint_meta(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
 
 
-def remaining_hours(status: pd.DataFrame) -> pd.DataFrame:
+def remaining_hours(status: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per method: runs done / started / new and the core-hours left, estimated from the median hours of
     its finished runs on the same benchmark, or of its base method's for a variant (``gsa.dynamics``: ``gsa``'s),
-    each unfinished run counted for its frames still to go; NaN where neither has a finished run there)."""
-    status = status.assign(benchmark=status["task"].map(lambda t: get_spec(t).benchmark))
-    typical = status[status["status"] == "done"].groupby(["method", "benchmark"])["hours"].median()
+    each unfinished run counted for its frames still to go; NaN where neither has a finished run there).
+    ``reference``: more :func:`read_status` rows that only inform the estimate (the ablations' base-method runs,
+    which belong to the main study)."""
+    def with_benchmark(table):
+        return table.assign(benchmark=table["task"].map(lambda t: get_spec(t).benchmark))
+
+    status = with_benchmark(status)
+    finished = pd.concat([status, with_benchmark(reference)]) if reference is not None and len(reference) else status
+    typical = finished[finished["status"] == "done"].groupby(["method", "benchmark"])["hours"].median()
     left = status[status["status"] != "done"]
     left = left.assign(hours=[typical.get((m, b), typical.get((m.split(".")[0], b), np.nan)) * (1 - f / n) for m, b, f, n in
                               zip(left["method"], left["benchmark"], left["frames"], left["budget"])])
